@@ -1,0 +1,42 @@
+"""jaxembed: a Keras-compatible Embedding layer on JAX and Flax.
+
+The public API, layered bottom-up:
+
+* :mod:`jaxembed.ops` -- pure functions: id checks, ``take`` and one-hot lookups, masks;
+* :mod:`jaxembed.initializers`, :mod:`jaxembed.regularizers`,
+  :mod:`jaxembed.constraints` -- Keras names and configs as JAX functions;
+* :class:`jaxembed.Embedding` (Flax NNX) and :class:`jaxembed.linen.Embedding`
+  (Flax Linen) -- thin modules over the ops.
+
+Examples:
+    >>> import jax.numpy as jnp
+    >>> import jaxembed
+    >>> layer = jaxembed.Embedding(4, 2, weights=jnp.array([[1, 1], [1, 2], [2, 2], [3, 3]]))
+    >>> layer(jnp.array([0, 1, 3])).tolist()
+    [[1.0, 1.0], [1.0, 2.0], [3.0, 3.0]]
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from jaxembed import constraints, initializers, ops, regularizers
+from jaxembed.config import EmbeddingSpec
+from jaxembed.layers import ActivityLoss, Embedding, FrozenParam, apply_constraints, regularization_loss
+
+try:
+    __version__ = version("jaxembed")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0.0.0"
+
+__all__ = [
+    "Embedding",
+    "FrozenParam",
+    "ActivityLoss",
+    "EmbeddingSpec",
+    "apply_constraints",
+    "regularization_loss",
+    "ops",
+    "initializers",
+    "regularizers",
+    "constraints",
+    "__version__",
+]

@@ -1,0 +1,287 @@
+"""Pure embedding operations: id checks, the two lookup paths, masks.
+
+Everything here is a plain function on arrays. It composes with ``jax.jit``,
+``jax.grad`` and ``jax.vmap`` and knows nothing about Flax; the modules in
+:mod:`jaxembed.layers` and :mod:`jaxembed.linen` are thin shells over it.
+
+The two lookups compute the same thing:
+
+.. math::
+
+    \\text{out}[i] = \\text{table}[\\text{ids}[i]]
+                  = \\text{one\\_hot}(\\text{ids}[i], V) \\cdot \\text{table}
+
+``"take"`` gathers rows (what XLA compiles to a gather on CPU, GPU and TPU);
+``"one_hot"`` builds the one-hot matrix and multiplies at
+``jax.lax.Precision.HIGHEST``, which is how the layer is usually explained.
+
+Invalid ids. JAX's own ``jnp.take`` wraps ``-1`` to the last row and returns
+NaN for ids past the end. Here:
+
+* ids whose values are known (not traced) are checked on the host, and any id
+  outside ``[0, input_dim)`` -- or a float id with a fractional part -- raises a
+  ``ValueError`` naming the bad values and the valid range;
+* under ``jax.jit`` the values are unknown at trace time. With
+  ``invalid_ids="nan"`` (the default) every invalid id, negative ones
+  included, gives a row of NaN, for both lookup paths -- never another row's
+  vector; with ``invalid_ids="checkify"`` the lookup also emits a
+  :func:`jax.experimental.checkify.check`, so a function wrapped in
+  ``checkify.checkify`` returns an error that ``err.throw()`` raises.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.experimental import checkify
+
+__all__ = [
+    "LookupMethod",
+    "InvalidIds",
+    "LOOKUP_METHODS",
+    "INVALID_IDS_MODES",
+    "check_lookup_method",
+    "check_invalid_ids_mode",
+    "prepare_ids",
+    "take_lookup",
+    "one_hot_lookup",
+    "lookup",
+    "compute_mask",
+]
+
+LookupMethod = Literal["take", "one_hot"]
+InvalidIds = Literal["nan", "checkify"]
+LOOKUP_METHODS: tuple[str, ...] = get_args(LookupMethod)
+INVALID_IDS_MODES: tuple[str, ...] = get_args(InvalidIds)
+
+_MAX_REPORTED = 5
+
+
+def check_lookup_method(method: str) -> str:
+    """Returns ``method`` if it names a lookup path, else raises ``ValueError``.
+
+    Examples:
+        >>> check_lookup_method("one_hot")
+        'one_hot'
+    """
+    if method not in LOOKUP_METHODS:
+        raise ValueError(
+            f"`lookup` must be one of {LOOKUP_METHODS}. Received: lookup={method!r}."
+        )
+    return method
+
+
+def check_invalid_ids_mode(mode: str) -> str:
+    """Returns ``mode`` if it names an invalid-id policy, else raises ``ValueError``.
+
+    Examples:
+        >>> check_invalid_ids_mode("nan")
+        'nan'
+    """
+    if mode not in INVALID_IDS_MODES:
+        raise ValueError(
+            f"`invalid_ids` must be one of {INVALID_IDS_MODES}. "
+            f"Received: invalid_ids={mode!r}."
+        )
+    return mode
+
+
+def _describe_bad_ids(values: np.ndarray, positions: np.ndarray) -> str:
+    shown = ", ".join(
+        f"{values[tuple(p)].item()!r} at index {tuple(int(i) for i in p)}"
+        for p in positions[:_MAX_REPORTED]
+    )
+    more = len(positions) - _MAX_REPORTED
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
+def _check_concrete_ids(ids: np.ndarray, input_dim: int) -> None:
+    if np.issubdtype(ids.dtype, np.floating):
+        fractional = np.argwhere(np.isfinite(ids) & (ids != np.floor(ids)))
+        not_finite = np.argwhere(~np.isfinite(ids))
+        bad = np.concatenate([not_finite, fractional])
+        if len(bad):
+            raise ValueError(
+                "Embedding ids must be integers; float ids are accepted only when "
+                "they hold whole numbers. Received non-integral ids: "
+                f"{_describe_bad_ids(ids, bad)}."
+            )
+    out_of_range = np.argwhere((ids < 0) | (ids >= input_dim))
+    if len(out_of_range):
+        raise ValueError(
+            f"Embedding ids must be in the range [0, {input_dim - 1}] "
+            f"(input_dim={input_dim}). Received out-of-range ids: "
+            f"{_describe_bad_ids(ids, out_of_range)}."
+        )
+
+
+def prepare_ids(ids: jax.typing.ArrayLike, input_dim: int) -> tuple[jax.Array, jax.Array | None]:
+    """Checks ids at the boundary and converts them to ``int32``.
+
+    Args:
+        ids: integer ids of any shape; floats holding whole numbers are cast
+            like Keras does. Booleans and complex numbers are rejected.
+        input_dim: the number of rows of the table (the vocabulary size).
+
+    Returns:
+        ``(int_ids, valid)``. For concrete ids, ``valid`` is ``None`` because
+        every id has already been checked on the host (a bad one raised
+        ``ValueError``). For traced ids, ``valid`` is a boolean array of
+        ``ids.shape`` that is ``False`` where an id is negative, ``>= input_dim``
+        or, for float ids, not a whole number.
+
+    Raises:
+        TypeError: for boolean, complex or non-numeric ids.
+        ValueError: for concrete ids that are out of range or not whole numbers.
+
+    Examples:
+        >>> int_ids, valid = prepare_ids([0, 3.0, 2], input_dim=4)
+        >>> int_ids.tolist(), valid is None
+        ([0, 3, 2], True)
+    """
+    if isinstance(ids, jax.core.Tracer):
+        dtype = ids.dtype
+    else:
+        host = np.asarray(ids)
+        dtype = host.dtype
+    if dtype == np.bool_ or not (
+        np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)
+        or dtype == jnp.bfloat16
+    ):
+        raise TypeError(
+            "Embedding ids must be integers (or floats holding whole numbers). "
+            f"Received ids of dtype {dtype}."
+        )
+
+    if not isinstance(ids, jax.core.Tracer):
+        _check_concrete_ids(host.astype(np.float64) if dtype == jnp.bfloat16 else host, input_dim)
+        return jnp.asarray(host, dtype=jnp.int32), None
+
+    if jnp.issubdtype(dtype, jnp.floating):
+        integral = jnp.isfinite(ids) & (ids == jnp.floor(ids))
+        valid = integral & (ids >= 0) & (ids < input_dim)
+        int_ids = jnp.where(valid, ids, 0).astype(jnp.int32)
+    else:
+        valid = (ids >= 0) & (ids < input_dim)
+        int_ids = ids.astype(jnp.int32)
+    return int_ids, valid
+
+
+def take_lookup(table: jax.Array, ids: jax.Array) -> jax.Array:
+    """Gathers ``table[ids]`` with ``jnp.take``; ids must already be valid.
+
+    Args:
+        table: ``(input_dim, output_dim)`` array.
+        ids: integer array of any shape with values in ``[0, input_dim)``.
+
+    Returns:
+        ``(*ids.shape, output_dim)`` array of ``table.dtype``.
+
+    Examples:
+        >>> table = jnp.array([[1., 1.], [1., 2.], [2., 2.], [3., 3.]])
+        >>> take_lookup(table, jnp.array([0, 3])).tolist()
+        [[1.0, 1.0], [3.0, 3.0]]
+    """
+    with jax.named_scope("embedding_take"):
+        return jnp.take(table, ids, axis=0, mode="clip")
+
+
+def one_hot_lookup(table: jax.Array, ids: jax.Array) -> jax.Array:
+    """Computes ``one_hot(ids, input_dim) @ table`` at highest precision.
+
+    Args:
+        table: ``(input_dim, output_dim)`` array.
+        ids: integer array of any shape with values in ``[0, input_dim)``.
+
+    Returns:
+        ``(*ids.shape, output_dim)`` array of ``table.dtype``; the same numbers
+        as :func:`take_lookup`, at a cost of ``O(ids.size * input_dim)``.
+
+    Examples:
+        >>> table = jnp.array([[1., 1.], [1., 2.], [2., 2.], [3., 3.]])
+        >>> one_hot_lookup(table, jnp.array([0, 3])).tolist()
+        [[1.0, 1.0], [3.0, 3.0]]
+    """
+    with jax.named_scope("embedding_one_hot"):
+        one_hot = jax.nn.one_hot(ids, table.shape[0], dtype=table.dtype)
+        return jnp.einsum(
+            "...v,vd->...d", one_hot, table, precision=jax.lax.Precision.HIGHEST
+        )
+
+
+_LOOKUPS = {"take": take_lookup, "one_hot": one_hot_lookup}
+
+
+def lookup(
+    table: jax.Array,
+    ids: jax.typing.ArrayLike,
+    *,
+    method: LookupMethod = "take",
+    invalid_ids: InvalidIds = "nan",
+) -> jax.Array:
+    """Looks up rows of ``table``: ``out[..., :] = table[ids[...], :]``.
+
+    Args:
+        table: ``(input_dim, output_dim)`` floating-point array.
+        ids: ids of any shape (scalar, ``(B,)``, ``(B, L)``, ``(B, L, K)``, ...).
+            Concrete ids are checked on the host; see the module docstring.
+        method: ``"take"`` (gather) or ``"one_hot"`` (one-hot matmul at
+            ``Precision.HIGHEST``). Same outputs, same gradients.
+        invalid_ids: what traced invalid ids do: ``"nan"`` gives NaN rows,
+            ``"checkify"`` also emits a ``checkify.check`` (the caller must
+            then wrap the function in ``checkify.checkify``).
+
+    Returns:
+        ``(*ids.shape, output_dim)`` array of ``table.dtype``.
+
+    Raises:
+        ValueError: for concrete out-of-range or non-integral ids, an unknown
+            ``method`` or ``invalid_ids``.
+        TypeError: for boolean or non-numeric ids.
+
+    Examples:
+        >>> table = jnp.array([[1., 1.], [1., 2.], [2., 2.], [3., 3.]])
+        >>> lookup(table, [0, 1, 2, 1, 3], method="one_hot").tolist()
+        [[1.0, 1.0], [1.0, 2.0], [2.0, 2.0], [1.0, 2.0], [3.0, 3.0]]
+
+        Under ``jit`` an out-of-range id gives NaN instead of wrapping:
+
+        >>> jax.jit(lookup)(table, jnp.array([-1]))
+        Array([[nan, nan]], dtype=float32)
+    """
+    gather = _LOOKUPS.get(check_lookup_method(method))
+    check_invalid_ids_mode(invalid_ids)
+    input_dim = table.shape[0]
+    int_ids, valid = prepare_ids(ids, input_dim)
+    if valid is None:
+        return gather(table, int_ids)
+
+    if invalid_ids == "checkify":
+        bad = jnp.argmin(valid.ravel()) if valid.size else 0
+        checkify.check(
+            jnp.all(valid),
+            f"Embedding ids must be in the range [0, {input_dim - 1}] "
+            f"(input_dim={input_dim}); found invalid id {{bad_id}} at flat index {{pos}}.",
+            bad_id=jnp.ravel(ids)[bad] if valid.size else 0,
+            pos=bad,
+        )
+    out = gather(table, jnp.where(valid, int_ids, 0))
+    nan = jnp.array(jnp.nan, dtype=table.dtype)
+    return jnp.where(valid[..., None], out, nan)
+
+
+def compute_mask(ids: jax.typing.ArrayLike, mask_zero: bool) -> jax.Array | None:
+    """Keras's padding mask: ``ids != 0`` when ``mask_zero``, else ``None``.
+
+    Examples:
+        >>> compute_mask(jnp.array([[3, 1, 0, 0]]), mask_zero=True).tolist()
+        [[True, True, False, False]]
+        >>> compute_mask(jnp.array([3, 0]), mask_zero=False) is None
+        True
+    """
+    if not mask_zero:
+        return None
+    return jnp.not_equal(jnp.asarray(ids), 0)
