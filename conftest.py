@@ -13,4 +13,6 @@ from flax import nnx  # noqa: E402
 
 @pytest.fixture(autouse=True)
 def _doctest_imports(doctest_namespace):
-    doctest_namespace.update(jax=jax, jnp=jnp, np=np, nnx=nnx)
+    import jaxembed
+
+    doctest_namespace.update(jax=jax, jnp=jnp, np=np, nnx=nnx, jaxembed=jaxembed)

@@ -19,6 +19,7 @@ Examples:
 from importlib.metadata import PackageNotFoundError, version
 
 from jaxembed import constraints, initializers, ops, regularizers
+from jaxembed.pooling import Flatten, GlobalAveragePooling1D
 from jaxembed.config import EmbeddingSpec
 from jaxembed.layers import ActivityLoss, Embedding, FrozenParam, apply_constraints, regularization_loss
 
@@ -34,6 +35,8 @@ __all__ = [
     "EmbeddingSpec",
     "apply_constraints",
     "regularization_loss",
+    "GlobalAveragePooling1D",
+    "Flatten",
     "ops",
     "initializers",
     "regularizers",

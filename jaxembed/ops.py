@@ -50,6 +50,7 @@ __all__ = [
     "one_hot_lookup",
     "lookup",
     "compute_mask",
+    "masked_mean",
 ]
 
 LookupMethod = Literal["take", "one_hot"]
@@ -271,6 +272,34 @@ def lookup(
     out = gather(table, jnp.where(valid, int_ids, 0))
     nan = jnp.array(jnp.nan, dtype=table.dtype)
     return jnp.where(valid[..., None], out, nan)
+
+
+def masked_mean(x: jax.Array, mask: jax.typing.ArrayLike | None, axis: int = 1) -> jax.Array:
+    """Mean of ``x`` over ``axis`` counting only positions where ``mask`` is true.
+
+    Keras's masked ``GlobalAveragePooling1D``: padded steps contribute nothing,
+    so padding a sequence to any length leaves the result unchanged. A row whose
+    steps are all masked gives zeros (Keras divides 0 by 0 and returns NaN).
+
+    Args:
+        x: ``(batch, steps, features)`` (or any shape with ``axis`` the steps axis).
+        mask: boolean ``x.shape[:-1]``-shaped mask, or ``None`` for a plain mean.
+        axis: the axis to pool over.
+
+    Returns:
+        ``x`` with ``axis`` removed.
+
+    Examples:
+        >>> x = jnp.array([[[1.0], [3.0], [100.0]]])
+        >>> masked_mean(x, jnp.array([[True, True, False]])).tolist()
+        [[2.0]]
+    """
+    if mask is None:
+        return jnp.mean(x, axis=axis)
+    weights = jnp.expand_dims(jnp.asarray(mask), -1)
+    total = jnp.sum(jnp.where(weights, x, 0), axis=axis)
+    count = jnp.sum(weights.astype(x.dtype), axis=axis)
+    return total / jnp.maximum(count, 1)
 
 
 def compute_mask(ids: jax.typing.ArrayLike, mask_zero: bool) -> jax.Array | None:

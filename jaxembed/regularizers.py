@@ -9,7 +9,7 @@ Examples:
     >>> penalty = get("l2")
     >>> penalty
     L2(l2=0.01)
-    >>> float(penalty(jnp.array([[1.0, 2.0]])))
+    >>> round(float(penalty(jnp.array([[1.0, 2.0]]))), 6)  # 0.01 * (1 + 4)
     0.05
 """
 
