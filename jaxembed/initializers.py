@@ -177,6 +177,19 @@ class VarianceScaling(Initializer):
                 f"Received: distribution={self.distribution!r}."
             )
 
+    @classmethod
+    def from_config(cls, config):
+        # Keras 3 also writes ``input_axes``/``output_axes``; for 2-D tables they are None.
+        config = dict(config)
+        for axes in ("input_axes", "output_axes"):
+            value = config.pop(axes, None)
+            if value is not None:
+                raise ValueError(
+                    f"{cls.__name__} with a custom {axes!r} is not supported for embedding tables; "
+                    f"fan_in is input_dim and fan_out is output_dim. Received: {axes}={value!r}."
+                )
+        return super().from_config(config)
+
     def sample(self, key, shape, dtype):
         init = jax.nn.initializers.variance_scaling(
             self.scale, self.mode, _DISTRIBUTIONS[self.distribution], in_axis=-2, out_axis=-1
@@ -189,11 +202,6 @@ class _PresetVarianceScaling(VarianceScaling):
 
     def get_config(self) -> dict[str, Any]:
         return {"seed": self.seed}
-
-    @classmethod
-    def from_config(cls, config):
-        # Keras 3.x also writes ``input_axes``/``output_axes`` (None for 2-D tables).
-        return super().from_config({k: v for k, v in config.items() if k not in ("input_axes", "output_axes")})
 
 
 def _preset(value):

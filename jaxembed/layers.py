@@ -42,7 +42,7 @@ def _key_from(rngs: nnx.Rngs | int | jax.Array | None) -> jax.Array:
     if isinstance(rngs, nnx.Rngs):
         return rngs.params()
     if isinstance(rngs, (int, np.integer)) and not isinstance(rngs, bool):
-        return jax.random.key(int(rngs))
+        return nnx.Rngs(int(rngs)).params()  # the same table as rngs=nnx.Rngs(seed)
     if isinstance(rngs, jax.Array) and jnp.issubdtype(rngs.dtype, jax.dtypes.prng_key):
         return rngs
     raise TypeError(

@@ -1,0 +1,27 @@
+"""Every ```python block of every page in docs/ runs, in order, in one namespace per page."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+PAGES = sorted(DOCS.glob("**/*.md"))
+FENCE = re.compile(r"^```python[^\n]*\n(.*?)^```", re.DOTALL | re.MULTILINE)
+
+
+def python_blocks(page: Path) -> list[str]:
+    return FENCE.findall(page.read_text(encoding="utf-8"))
+
+
+def test_the_first_page_exists_and_has_code():
+    assert len(python_blocks(DOCS / "how-embeddings-work.md")) >= 5
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(DOCS)) for p in PAGES])
+def test_page_code_blocks_run(page, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # blocks that write files write them here
+    namespace: dict = {"__name__": f"docs_{page.stem}"}
+    for number, block in enumerate(python_blocks(page), start=1):
+        code = compile(block, f"{page.name} (block {number})", "exec")
+        exec(code, namespace)
