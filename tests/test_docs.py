@@ -1,12 +1,13 @@
-"""Every ```python block of every page in docs/ runs, in order, in one namespace per page."""
+"""Every ```python block of every page in docs/ (and the README) runs, in order, in one namespace per page."""
 
 import re
 from pathlib import Path
 
 import pytest
 
-DOCS = Path(__file__).resolve().parent.parent / "docs"
-PAGES = sorted(DOCS.glob("**/*.md"))
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+PAGES = sorted(DOCS.glob("**/*.md")) + [ROOT / "README.md"]
 FENCE = re.compile(r"^```python[^\n]*\n(.*?)^```", re.DOTALL | re.MULTILINE)
 
 
@@ -18,7 +19,7 @@ def test_the_first_page_exists_and_has_code():
     assert len(python_blocks(DOCS / "how-embeddings-work.md")) >= 5
 
 
-@pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(DOCS)) for p in PAGES])
+@pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(ROOT)) for p in PAGES])
 def test_page_code_blocks_run(page, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # blocks that write files write them here
     namespace: dict = {"__name__": f"docs_{page.stem}"}
