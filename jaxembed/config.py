@@ -94,6 +94,14 @@ def parse_dtype(dtype: Any) -> tuple[jnp.dtype | None, jnp.dtype | None]:
     return resolved, resolved
 
 
+def _is_policy(dtype: Any) -> bool:
+    return (
+        isinstance(dtype, Mapping)
+        or (isinstance(dtype, str) and dtype in _MIXED_POLICIES)
+        or hasattr(dtype, "variable_dtype")
+    )
+
+
 def _floating_dtype(name: str, dtype: Any) -> jnp.dtype:
     try:
         resolved = jnp.dtype(dtype)
@@ -155,10 +163,16 @@ class EmbeddingSpec:
             ValueError: for a non-positive or non-integer size, an unknown
                 initializer/regularizer/constraint/lookup name, a non-float dtype.
         """
-        compute, variable = parse_dtype(dtype)
+        # Flax semantics for a plain dtype (compute only; the table stays float32 unless
+        # param_dtype says otherwise); Keras semantics for a policy ("mixed_bfloat16", a
+        # DTypePolicy object or dict), which names both.
+        compute, policy_variable = parse_dtype(dtype)
         if param_dtype is not None:
             variable = _floating_dtype("param_dtype", param_dtype)
-        variable = variable or jnp.dtype("float32")
+        elif _is_policy(dtype):
+            variable = policy_variable
+        else:
+            variable = jnp.dtype("float32")
         if not isinstance(mask_zero, (bool, np.bool_)):
             raise ValueError(f"`mask_zero` must be a bool. Received: mask_zero={mask_zero!r}.")
         if not isinstance(trainable, (bool, np.bool_)):
@@ -306,6 +320,8 @@ class EmbeddingSpec:
                 layer does not model yet.
         """
         arguments = dict(config)
+        if isinstance(arguments.get("dtype"), str):  # Keras 2 wrote the policy as a plain name
+            arguments["dtype"] = {"class_name": "DTypePolicy", "config": {"name": arguments["dtype"]}}
         for key in _IGNORED_KERAS_KEYS:
             value = arguments.pop(key, None)
             if key in ("batch_input_shape", "batch_shape") and value is not None:

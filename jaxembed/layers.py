@@ -83,8 +83,10 @@ class Embedding(nnx.Module):
             checked against the ids' trailing axes.
         name: layer name written to the config (default ``"embedding"``).
         trainable: ``False`` stores the table as a :class:`FrozenParam`.
-        dtype: compute dtype of the output, or a Keras policy such as
-            ``"mixed_bfloat16"``; default: the table's dtype.
+        dtype: compute dtype of the output (a bfloat16 output over a float32
+            table, as Flax's ``dtype``), or a Keras policy (``"mixed_bfloat16"``,
+            a ``DTypePolicy`` or its config dict) that names both dtypes;
+            default: the table's dtype.
         param_dtype: storage dtype of the table (default float32).
         lookup: ``"take"`` (gather) or ``"one_hot"`` (one-hot matmul).
         invalid_ids: traced out-of-range ids give NaN rows (``"nan"``) or also

@@ -90,8 +90,11 @@ def test_input_length_is_checked_against_trailing_axes():
 
 
 def test_compute_dtype_and_param_dtype():
-    layer = Embedding(10, 4, dtype="bfloat16", rngs=0)
-    assert layer.embeddings[...].dtype == jnp.bfloat16  # Keras: dtype sets both without a mixed policy
+    layer = Embedding(10, 4, dtype="bfloat16", rngs=0)  # compute dtype only: bfloat16 over a float32 table
+    assert layer.embeddings[...].dtype == jnp.float32 and layer(np.array([1])).dtype == jnp.bfloat16
+    assert layer.get_config()["dtype"]["config"]["name"] == "mixed_bfloat16"
+    keras_policy = {"class_name": "DTypePolicy", "config": {"name": "bfloat16"}}  # Keras: both bfloat16
+    assert Embedding(10, 4, dtype=keras_policy, rngs=0).embeddings[...].dtype == jnp.bfloat16
     mixed = Embedding(10, 4, dtype="mixed_bfloat16", rngs=0)
     assert mixed.embeddings[...].dtype == jnp.float32
     out = mixed(np.array([1, 2]))
