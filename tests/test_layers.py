@@ -242,3 +242,34 @@ def test_bad_ids_raise_through_the_layer():
     out = nnx.jit(lambda m, i: m(i))(layer, jnp.array([-1, 4, 2]))
     assert np.isnan(np.asarray(out[:2])).all()
     np.testing.assert_array_equal(np.asarray(out[2]), SEED_TABLE[2])
+
+
+def test_jitted_lookup_traces_once_for_new_ids_and_tables():
+    layer = Embedding(50, 4, rngs=0)
+    graphdef, state = nnx.split(layer)
+    traces = []
+
+    @jax.jit
+    def forward(state, ids):
+        traces.append(1)
+        return nnx.merge(graphdef, state)(ids)
+
+    for seed in range(4):
+        ids = jax.random.randint(jax.random.key(seed), (8, 3), 0, 50)
+        forward(state, ids).block_until_ready()
+        state = jax.tree.map(lambda x: x + 1.0, state)
+    assert len(traces) == 1
+
+
+def test_checkify_mode_through_the_layer():
+    from jax.experimental import checkify
+
+    layer = Embedding(4, 2, weights=SEED_TABLE, invalid_ids="checkify")
+    graphdef, state = nnx.split(layer)
+    checked = jax.jit(checkify.checkify(lambda s, i: nnx.merge(graphdef, s)(i)))
+    err, out = checked(state, jnp.array([3, 1]))
+    err.throw()
+    np.testing.assert_array_equal(np.asarray(out), SEED_TABLE[[3, 1]])
+    err, _ = checked(state, jnp.array([3, 9]))
+    with pytest.raises(checkify.JaxRuntimeError, match=r"range \[0, 3\].*invalid id 9"):
+        err.throw()
