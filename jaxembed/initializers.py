@@ -204,63 +204,23 @@ class _PresetVarianceScaling(VarianceScaling):
         return {"seed": self.seed}
 
 
-def _preset(value):
-    return dataclasses.field(default=value, init=False, repr=False)
+def _preset(name: str, scale: float, mode: str, distribution: str, doc: str) -> type:
+    """A VarianceScaling subclass whose scale, mode and distribution are fixed (not arguments)."""
+    fixed = [
+        (field, type(value), dataclasses.field(default=value, init=False, repr=False))
+        for field, value in (("scale", scale), ("mode", mode), ("distribution", distribution))
+    ]
+    cls = dataclasses.make_dataclass(name, fixed, bases=(_PresetVarianceScaling,), frozen=True)
+    cls.__module__, cls.__doc__ = __name__, doc
+    return cls
 
 
-@dataclasses.dataclass(frozen=True)
-class GlorotUniform(_PresetVarianceScaling):
-    """Uniform within ±sqrt(6 / (fan_in + fan_out))."""
-
-    scale: float = _preset(1.0)
-    mode: str = _preset("fan_avg")
-    distribution: str = _preset("uniform")
-
-
-@dataclasses.dataclass(frozen=True)
-class GlorotNormal(_PresetVarianceScaling):
-    """Truncated normal with stddev sqrt(2 / (fan_in + fan_out))."""
-
-    scale: float = _preset(1.0)
-    mode: str = _preset("fan_avg")
-    distribution: str = _preset("truncated_normal")
-
-
-@dataclasses.dataclass(frozen=True)
-class HeUniform(_PresetVarianceScaling):
-    """Uniform within ±sqrt(6 / fan_in)."""
-
-    scale: float = _preset(2.0)
-    mode: str = _preset("fan_in")
-    distribution: str = _preset("uniform")
-
-
-@dataclasses.dataclass(frozen=True)
-class HeNormal(_PresetVarianceScaling):
-    """Truncated normal with stddev sqrt(2 / fan_in)."""
-
-    scale: float = _preset(2.0)
-    mode: str = _preset("fan_in")
-    distribution: str = _preset("truncated_normal")
-
-
-@dataclasses.dataclass(frozen=True)
-class LecunUniform(_PresetVarianceScaling):
-    """Uniform within ±sqrt(3 / fan_in)."""
-
-    scale: float = _preset(1.0)
-    mode: str = _preset("fan_in")
-    distribution: str = _preset("uniform")
-
-
-@dataclasses.dataclass(frozen=True)
-class LecunNormal(_PresetVarianceScaling):
-    """Truncated normal with stddev sqrt(1 / fan_in)."""
-
-    scale: float = _preset(1.0)
-    mode: str = _preset("fan_in")
-    distribution: str = _preset("truncated_normal")
-
+GlorotUniform = _preset("GlorotUniform", 1.0, "fan_avg", "uniform", "Uniform within ±sqrt(6 / (fan_in + fan_out)).")
+GlorotNormal = _preset("GlorotNormal", 1.0, "fan_avg", "truncated_normal", "Truncated normal, stddev sqrt(2 / (fan_in + fan_out)).")
+HeUniform = _preset("HeUniform", 2.0, "fan_in", "uniform", "Uniform within ±sqrt(6 / fan_in).")
+HeNormal = _preset("HeNormal", 2.0, "fan_in", "truncated_normal", "Truncated normal, stddev sqrt(2 / fan_in).")
+LecunUniform = _preset("LecunUniform", 1.0, "fan_in", "uniform", "Uniform within ±sqrt(3 / fan_in).")
+LecunNormal = _preset("LecunNormal", 1.0, "fan_in", "truncated_normal", "Truncated normal, stddev sqrt(1 / fan_in).")
 
 _CLASSES = [
     RandomUniform, RandomNormal, TruncatedNormal, Zeros, Ones, Constant, Identity, Orthogonal,
