@@ -456,7 +456,7 @@ class EarlyStopping(Callback):
                 self.best_state = _copy_tree(trainer.state)
             return
         self.wait += 1
-        if self.wait > self.patience:
+        if self.wait >= self.patience and epoch > 0:
             self.stopped_epoch = epoch
             trainer.stop_training = True
             if self.best_state is not None:
