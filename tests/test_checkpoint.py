@@ -1,0 +1,157 @@
+"""jaxembed.checkpoint and Trainer.save/restore: bit-identical, atomic, clear errors."""
+
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from flax import nnx
+
+import jaxembed
+from jaxembed.checkpoint import CheckpointError, read_checkpoint_metadata, restore_checkpoint, save_checkpoint
+from jaxembed.train import ModelCheckpoint, Trainer, fit
+
+
+class Tagger(nnx.Module):
+    def __init__(self, vocab=10, dim=4, seed=0):
+        self.embed = jaxembed.Embedding(vocab, dim, rngs=seed)
+        self.frozen = jaxembed.Embedding(vocab, 2, trainable=False, rngs=seed + 1)
+        self.head = nnx.Linear(dim + 2, 3, rngs=nnx.Rngs(seed))
+        self.drop = nnx.Dropout(0.1, rngs=nnx.Rngs(seed))
+
+    def __call__(self, ids):
+        return self.head(self.drop(jnp.concatenate([self.embed(ids), self.frozen(ids)], axis=-1)))
+
+
+def loss_fn(model, batch):
+    return optax.softmax_cross_entropy_with_integer_labels(model(batch["ids"]), batch["y"]).mean()
+
+
+BATCHES = [{"ids": np.array([i, (i + 3) % 10, (i + 5) % 10]), "y": np.array([i % 3, 1, 2])} for i in range(6)]
+
+
+def trained(seed=0, steps=4):
+    trainer = Trainer(Tagger(seed=seed), optax.adam(0.05), loss_fn)
+    for batch in BATCHES[:steps]:
+        trainer.train_step(batch)
+    return trainer
+
+
+def raw(x):
+    is_key = isinstance(x, jax.Array) and jnp.issubdtype(x.dtype, jax.dtypes.prng_key)
+    array = np.asarray(jax.random.key_data(x) if is_key else x)
+    return array.dtype.name, array.shape, array.tobytes()
+
+
+def leaves_bytes(tree):
+    return [(jax.tree_util.keystr(path), raw(x)) for path, x in jax.tree_util.tree_flatten_with_path(tree)[0]]
+
+
+def test_round_trip_is_bit_identical_and_training_continues_identically(tmp_path):
+    source = trained()
+    path = source.save(tmp_path / "model.jxe")
+    target = Trainer(Tagger(seed=7), optax.adam(0.05), loss_fn)  # different initial values
+    assert target.restore(path) == 4
+    assert leaves_bytes(target.state) == leaves_bytes(source.state)
+    np.testing.assert_array_equal(target.model.embed.embeddings[...], source.state.params["embed"]["embeddings"][...])
+    continued = [(float(source.train_step(b)["loss"]), float(target.train_step(b)["loss"])) for b in BATCHES[4:]]
+    assert all(a == b for a, b in continued)
+    assert leaves_bytes(target.state) == leaves_bytes(source.state)
+
+
+def test_generic_pytrees_round_trip_with_keys_bfloat16_and_scalars(tmp_path):
+    tree = {
+        "bf16": jnp.arange(5, dtype=jnp.bfloat16) / 3,
+        "key": jax.random.key(3),
+        "ints": np.arange(4, dtype=np.int8),
+        "scalar": 2.5,
+        "nested": (jnp.zeros((0, 3)), [jnp.float32(np.pi)]),
+    }
+    path = save_checkpoint(tmp_path / "tree.jxe", tree)
+    restored = restore_checkpoint(path, like=tree)
+    assert leaves_bytes(restored) == leaves_bytes(tree)
+    assert restored["bf16"].dtype == jnp.bfloat16 and isinstance(restored["ints"], np.ndarray)
+    assert jax.random.key_impl(restored["key"]) == jax.random.key_impl(tree["key"])
+
+
+def test_a_crash_mid_save_leaves_the_last_good_checkpoint(tmp_path, monkeypatch):
+    trainer = trained(steps=2)
+    path = trainer.save(tmp_path / "model.jxe")
+    good = path.read_bytes()
+    trainer.train_step(BATCHES[2])
+
+    def crash(descriptor):
+        raise OSError("disk full (simulated)")
+
+    monkeypatch.setattr(os, "fsync", crash)  # fails after part of the new file was written
+    with pytest.raises(OSError, match="simulated"):
+        trainer.save(path)
+    monkeypatch.undo()
+    assert path.read_bytes() == good
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.jxe"]  # no temporary file left behind
+    fresh = Trainer(Tagger(), optax.adam(0.05), loss_fn)
+    assert fresh.restore(path) == 2
+
+
+def test_wrong_shape_names_the_leaf_and_both_shapes(tmp_path):
+    path = trained().save(tmp_path / "model.jxe")
+    bigger = Trainer(Tagger(vocab=12), optax.adam(0.05), loss_fn)
+    with pytest.raises(CheckpointError, match=r"does not match the model") as info:
+        bigger.restore(path)
+    message = str(info.value)
+    assert ".params['embed']['embeddings'].value: checkpoint has shape (10, 4) float32, " in message
+    assert "model expects shape (12, 4) float32" in message
+    assert ".opt_state[0].mu['embed']['embeddings'].value" in message  # the optimizer state too
+    assert ".rest['frozen']['embeddings'].value: checkpoint has shape (10, 2) float32" in message
+
+
+def test_different_structure_lists_missing_and_extra_leaves(tmp_path):
+    path = trained().save(tmp_path / "model.jxe")
+    sgd = Trainer(Tagger(), optax.sgd(0.1), loss_fn)  # no Adam moments
+    with pytest.raises(CheckpointError, match=r"in the checkpoint but not in the model: .*\.opt_state\[0\]\.mu"):
+        sgd.restore(path)
+    with pytest.raises(CheckpointError, match=r"missing from the checkpoint: \['w'\]"):
+        restore_checkpoint(path, like={"w": jnp.zeros(1)})
+
+
+def test_wrong_dtype_is_named(tmp_path):
+    path = save_checkpoint(tmp_path / "t.jxe", {"w": jnp.zeros((2, 2), jnp.float32)})
+    with pytest.raises(CheckpointError, match=r"\['w'\]: checkpoint has shape \(2, 2\) float32, model expects shape \(2, 2\) bfloat16"):
+        restore_checkpoint(path, like={"w": jnp.zeros((2, 2), jnp.bfloat16)})
+
+
+def test_corrupted_truncated_foreign_and_missing_files_give_clear_errors(tmp_path):
+    trainer = trained()
+    path = trainer.save(tmp_path / "model.jxe")
+    raw = bytearray(path.read_bytes())
+
+    flipped = tmp_path / "flipped.jxe"
+    raw_flipped = bytearray(raw)
+    raw_flipped[len(raw) // 2] ^= 0x01
+    flipped.write_bytes(bytes(raw_flipped))
+    with pytest.raises(CheckpointError, match=r"flipped.jxe' is corrupted: the SHA-256 .* header records"):
+        trainer.restore(flipped)
+
+    truncated = tmp_path / "truncated.jxe"
+    truncated.write_bytes(bytes(raw[: len(raw) - 100]))
+    with pytest.raises(CheckpointError, match="is corrupted"):
+        trainer.restore(truncated)
+
+    foreign = tmp_path / "foreign.jxe"
+    foreign.write_bytes(b"PK\x03\x04 not a checkpoint")
+    with pytest.raises(CheckpointError, match=r"foreign.jxe' is not a jaxembed checkpoint"):
+        trainer.restore(foreign)
+
+    with pytest.raises(FileNotFoundError, match="No checkpoint file at .*absent.jxe"):
+        trainer.restore(tmp_path / "absent.jxe")
+
+
+def test_metadata_and_model_checkpoint_callback(tmp_path):
+    trainer = Trainer(Tagger(), optax.adam(0.05), loss_fn)
+    saver = ModelCheckpoint(tmp_path / "ckpt-{epoch}.jxe", monitor="loss", save_best_only=False)
+    fit(trainer, BATCHES[:3], epochs=2, callbacks=[saver], progress=False)
+    assert [os.path.basename(p) for p in saver.saved] == ["ckpt-0.jxe", "ckpt-1.jxe"]
+    assert read_checkpoint_metadata(saver.saved[0]) == {"step": 3}
+    assert read_checkpoint_metadata(saver.saved[1]) == {"step": 6}
