@@ -524,8 +524,10 @@ def fit(
     Each epoch iterates ``data`` afresh (a list of batches, a :class:`Batches`,
     any re-iterable), runs the jitted train step on each batch, then the eval
     step over ``validation_data``, and calls the callbacks with the epoch's mean
-    metrics (validation ones prefixed ``val_``). Steps run asynchronously: the
-    host reads the loss only every ``log_every`` steps, for the progress bar.
+    metrics (validation ones prefixed ``val_``). One progress bar spans the run;
+    it shows the latest step's metrics, then each epoch's means. Steps run
+    asynchronously: the host reads the loss only every ``log_every`` steps (for
+    the bar) and at the end of each epoch (for the history).
     At the end the trainer's state is written back into the model.
 
     Args:
@@ -559,9 +561,10 @@ def fit(
     trainer.stop_training = False
     for callback in callbacks:
         callback.on_train_begin(trainer)
+    per_epoch = steps_per_epoch if steps_per_epoch is not None else _length_or_none(data)
+    bar = tqdm(total=None if per_epoch is None else per_epoch * epochs, disable=not progress, unit="step")
     for epoch in range(epochs):
-        total = steps_per_epoch if steps_per_epoch is not None else _length_or_none(data)
-        bar = tqdm(total=total, desc=f"epoch {epoch + 1}/{epochs}", disable=not progress, leave=False)
+        bar.set_description(f"epoch {epoch + 1}/{epochs}")
         step_metrics: list[Metrics] = []
         for batch in data:
             if steps_per_epoch is not None and len(step_metrics) == steps_per_epoch:
@@ -570,8 +573,8 @@ def fit(
             bar.update(1)
             if progress and len(step_metrics) % log_every == 0:
                 bar.set_postfix({k: f"{float(v):.4g}" for k, v in step_metrics[-1].items()})
-        bar.close()
         if not step_metrics:
+            bar.close()
             raise ValueError(
                 f"Epoch {epoch} got no batches from `data`. Pass a re-iterable (a list, a Batches), "
                 "not a one-shot iterator or generator."
@@ -581,17 +584,18 @@ def fit(
         if validation_data is not None:
             eval_metrics = [trainer.eval_step(batch) for batch in validation_data]
             if not eval_metrics:
+                bar.close()
                 raise ValueError("`validation_data` gave no batches.")
             logs.update({f"val_{k}": v for k, v in _epoch_means(eval_metrics).items()})
         history.epoch.append(epoch)
         for name, value in logs.items():
             history.history.setdefault(name, []).append(value)
-        if progress:
-            tqdm.write(f"epoch {epoch + 1}/{epochs}: " + ", ".join(f"{k}={v:.4g}" for k, v in logs.items()))
+        bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items()})
         for callback in callbacks:
             callback.on_epoch_end(epoch, logs, trainer)
         if trainer.stop_training:
             break
+    bar.close()
     for callback in callbacks:
         callback.on_train_end(trainer)
     trainer.sync_model()
