@@ -171,6 +171,7 @@ def main(argv: list[str] | None = None) -> dict:
         "sgd_mouse_step": sgd_mouse_step.tolist(),
         "loss_first_epoch": history.history["loss"][0],
         "loss_last_epoch": history.history["loss"][-1],
+        "train_steps": len(history.step_losses),
         "accuracy_last_epoch": history.history["accuracy"][-1],
         "learned_table": learned.tolist(),
         "plot": str(plot),

@@ -1,0 +1,63 @@
+"""Every example runs briefly as a script, writes its outputs, and its loss goes down."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+
+
+def run_example(name: str, out: Path, *args: str) -> tuple[str, dict]:
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""), MPLBACKEND="Agg")
+    completed = subprocess.run(
+        [sys.executable, str(EXAMPLES / name), "--out", str(out), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert completed.returncode == 0, f"{name} failed:\n{completed.stdout}\n{completed.stderr}"
+    summary = json.loads((out / "summary.json").read_text())
+    return completed.stdout, summary
+
+
+def assert_png(path: Path) -> None:
+    assert path.is_file() and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", path
+
+
+def test_cat_dog_snake_walkthrough(tmp_path):
+    stdout, summary = run_example("cat_dog_snake.py", tmp_path, "--epochs", "20")
+    assert "JAX backend:" in stdout and "devices:" in stdout
+    assert "indices: [0, 1, 2, 1, 3, 0, 1, 2, 1]" in stdout
+    assert "unique:  ['cat', 'dog', 'snake', 'mouse']" in stdout
+    assert "vectors: [[1, 1], [1, 2], [2, 2], [1, 2], [3, 3], [1, 1], [1, 2], [2, 2], [1, 2]]" in stdout
+    assert summary["indices"] == [0, 1, 2, 1, 3, 0, 1, 2, 1]
+    assert summary["vectors"] == [[1, 1], [1, 2], [2, 2], [1, 2], [3, 3], [1, 1], [1, 2], [2, 2], [1, 2]]
+    assert summary["sgd_changed_rows"] == ["cat", "dog", "snake"]
+    assert summary["sgd_mouse_step"] == [0.0, 0.0]
+    assert all(step != 0.0 for step in summary["adam_mouse_step"])
+    assert summary["loss_last_epoch"] < summary["loss_first_epoch"]
+    assert_png(Path(summary["plot"]))
+
+
+def test_colours(tmp_path):
+    stdout, summary = run_example("colours.py", tmp_path, "--epochs", "30", "--quiet")
+    assert "JAX backend:" in stdout and "held-out MSE" in stdout and "mean-colour baseline" in stdout
+    assert summary["names"] == 148
+    for dim in ("2d", "3d"):
+        assert summary[dim]["loss_last_epoch"] < summary[dim]["loss_first_epoch"]
+        assert summary[dim]["heldout_mse"] < summary["heldout_mse_mean_colour_baseline"]
+        assert_png(Path(summary[dim]["plot"]))
+
+
+@pytest.mark.parametrize("name", ["cat_dog_snake.py", "colours.py"])
+def test_steps_flag_caps_the_steps_per_epoch(tmp_path, name):
+    quiet = ["--quiet"] if name == "colours.py" else []
+    _, summary = run_example(name, tmp_path, "--epochs", "3", "--steps", "1", *quiet)
+    runs = [summary["2d"], summary["3d"]] if name == "colours.py" else [summary]
+    assert [run["train_steps"] for run in runs] == [3] * len(runs)
