@@ -123,8 +123,8 @@ def main(argv: list[str] | None = None) -> dict:
     changed = np.any(after != before, axis=1)
     print(rows(unique, [f"{b}  →  {a}   diff {a - b}   {'changed' if c else 'UNCHANGED'}"
                         for b, a, c in zip(before, after, changed)], header="before        after"))
-    print("    The gradient of the loss w.r.t. M is one-hot^T @ (gradient w.r.t. the vectors):"
-          " zero in every row whose id was not looked up, so SGD leaves 'mouse' exactly where it was.")
+    print("    The gradient w.r.t. M is one-hot^T @ (gradient w.r.t. the looked-up vectors): it is zero")
+    print("    in every row whose id was not looked up, so SGD leaves 'mouse' exactly where it was.")
 
     section("6. Adam: step 1 on all objects (mouse seen), step 2 on the batch without mouse")
     adam = Trainer(AnimalAttributes(SEED_TABLE, seed=args.seed), optax.adam(0.1), attribute_loss)

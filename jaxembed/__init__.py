@@ -6,7 +6,9 @@ The public API, layered bottom-up:
 * :mod:`jaxembed.initializers`, :mod:`jaxembed.regularizers`,
   :mod:`jaxembed.constraints` -- Keras names and configs as JAX functions;
 * :class:`jaxembed.Embedding` (Flax NNX) and :class:`jaxembed.linen.Embedding`
-  (Flax Linen) -- thin modules over the ops.
+  (Flax Linen) -- thin modules over the ops;
+* :mod:`jaxembed.train` -- jitted train/eval steps on optax, ``fit``, callbacks;
+  :mod:`jaxembed.checkpoint` -- atomic, checked checkpoints of any pytree.
 
 Examples:
     >>> import jax.numpy as jnp
@@ -22,6 +24,7 @@ from jaxembed import constraints, initializers, ops, regularizers
 from jaxembed.pooling import Flatten, GlobalAveragePooling1D
 from jaxembed.config import EmbeddingSpec
 from jaxembed.layers import ActivityLoss, Embedding, FrozenParam, apply_constraints, regularization_loss
+from jaxembed import checkpoint, train
 
 try:
     __version__ = version("jaxembed")
@@ -41,5 +44,7 @@ __all__ = [
     "initializers",
     "regularizers",
     "constraints",
+    "train",
+    "checkpoint",
     "__version__",
 ]
