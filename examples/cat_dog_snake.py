@@ -76,14 +76,17 @@ class PrintEvery(Callback):
 
     def on_epoch_end(self, epoch, logs, trainer):
         if epoch % self.every == 0 or epoch == self.epochs - 1:
-            print(f"    epoch {epoch + 1:4d}/{self.epochs}: loss {logs['loss']:.4f}, accuracy {logs['accuracy']:.2f}")
+            loss, accuracy = logs["loss"], logs["accuracy"]
+            print(f"    epoch {epoch + 1:4d}/{self.epochs}: loss {loss:.4f}, accuracy {accuracy:.2f}")
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=200, help="training epochs for the attribute task")
     parser.add_argument("--steps", type=int, default=None, help="cap on steps per epoch (default: all 3)")
-    parser.add_argument("--out", type=Path, default=Path("out/cat_dog_snake"), help="folder for the PNG and JSON")
+    parser.add_argument(
+        "--out", type=Path, default=Path("out/cat_dog_snake"), help="folder for the PNG and JSON"
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -108,7 +111,9 @@ def main(argv: list[str] | None = None) -> dict:
     by_matmul = np.asarray(jnp.matmul(one_hot, SEED_TABLE, precision=jax.lax.Precision.HIGHEST))
     by_lookup = np.asarray(layer(ids))
     assert np.array_equal(by_matmul, by_lookup)
-    print(rows(OBJECTS, [f"{m}   {t}" for m, t in zip(by_matmul, by_lookup)], header="one-hot @ M   M[index]"))
+    print(
+        rows(OBJECTS, [f"{m}   {t}" for m, t in zip(by_matmul, by_lookup)], header="one-hot @ M   M[index]")
+    )
     print(f"    vectors: {by_lookup.astype(int).tolist()}")
 
     targets = np.array([ATTRIBUTES[name] for name in unique], np.float32)
@@ -121,8 +126,16 @@ def main(argv: list[str] | None = None) -> dict:
     sgd.train_step(no_mouse)
     after = table_of(sgd)
     changed = np.any(after != before, axis=1)
-    print(rows(unique, [f"{b}  →  {a}   diff {a - b}   {'changed' if c else 'UNCHANGED'}"
-                        for b, a, c in zip(before, after, changed)], header="before        after"))
+    print(
+        rows(
+            unique,
+            [
+                f"{b}  →  {a}   diff {a - b}   {'changed' if c else 'UNCHANGED'}"
+                for b, a, c in zip(before, after, changed)
+            ],
+            header="before        after",
+        )
+    )
     print("    The gradient w.r.t. M is one-hot^T @ (gradient w.r.t. the looked-up vectors): it is zero")
     print("    in every row whose id was not looked up, so SGD leaves 'mouse' exactly where it was.")
 
@@ -139,7 +152,9 @@ def main(argv: list[str] | None = None) -> dict:
     first_moment = np.asarray(adam.state.opt_state[0].mu["embed"]["embeddings"][...])[3]
     print(f"    mouse's move in step 2:  Adam {adam_mouse_step}   SGD {sgd_mouse_step}")
     print(f"    Adam's first moment for mouse after step 2: m = {first_moment}")
-    print("    Why: Adam keeps running averages m = 0.9 m + 0.1 g and v = 0.999 v + 0.001 g^2 for every entry")
+    print(
+        "    Why: Adam keeps running averages m = 0.9 m + 0.1 g and v = 0.999 v + 0.001 g^2 for every entry"
+    )
     print("    and moves by -lr * m_hat / (sqrt(v_hat) + eps). Mouse's gradient in step 2 is 0, but m still")
     print("    remembers step 1, so the row moves anyway. A row never looked up has m = v = 0 and stays put;")
     print("    a lazy Adam (TF's LazyAdam, torch's SparseAdam) would update only the rows in the batch.")
@@ -148,13 +163,24 @@ def main(argv: list[str] | None = None) -> dict:
     model = AnimalAttributes(SEED_TABLE, seed=args.seed)
     trainer = Trainer(model, optax.adam(0.05), attribute_loss)
     data = Batches(everything, batch_size=3, seed=args.seed)
-    history = fit(trainer, data, epochs=args.epochs, steps_per_epoch=args.steps, progress=False,
-                  callbacks=[PrintEvery(max(1, args.epochs // 5), args.epochs)])
+    history = fit(
+        trainer,
+        data,
+        epochs=args.epochs,
+        steps_per_epoch=args.steps,
+        progress=False,
+        callbacks=[PrintEvery(max(1, args.epochs // 5), args.epochs)],
+    )
     learned = np.asarray(model.embed.embeddings[...])
     probabilities = np.asarray(jax.nn.sigmoid(model(jnp.arange(4))))
     print("    learned table and predicted attribute probabilities:")
-    print(rows(unique, [f"{v}   {p.round(2)}" for v, p in zip(learned, probabilities)],
-               header=f"vector          {' / '.join(ATTRIBUTE_NAMES)}"))
+    print(
+        rows(
+            unique,
+            [f"{v}   {p.round(2)}" for v, p in zip(learned, probabilities)],
+            header=f"vector          {' / '.join(ATTRIBUTE_NAMES)}",
+        )
+    )
 
     plot = args.out / "cat_dog_snake_embedding.png"
     save_plot(plot, unique, SEED_TABLE, learned)

@@ -107,7 +107,8 @@ def train_one(dim: int, train: dict, vocabulary_size: int, args: argparse.Namesp
     batches = Batches(train, batch_size=16, seed=args.seed, drop_remainder=True)
     print(f"\n== Training with {dim}-D word vectors: {len(batches)} batches of 16 per epoch")
     history = fit(trainer, batches, epochs=args.epochs, steps_per_epoch=args.steps, progress=not args.quiet)
-    print(f"    train loss (MSE + L2 penalty): first epoch {history.history['loss'][0]:.4f}, last epoch {history.history['loss'][-1]:.4f}")
+    losses = history.history["loss"]
+    print(f"    train loss (MSE + L2 penalty): first epoch {losses[0]:.4f}, last epoch {losses[-1]:.4f}")
     return model, history
 
 
@@ -133,8 +134,10 @@ def main(argv: list[str] | None = None) -> dict:
     vocabulary = {word: index for index, word in enumerate(words, start=2)}
     length = max(len(name.split()) for name in names)
     ids = encode(names, vocabulary, length)
-    print(f"{len(names)} CSS colour names, e.g. {names[:4]}; {len(train_rows)} for training, "
-          f"{len(test_rows)} held out; {len(vocabulary)} training words (+ pad and unknown)")
+    print(
+        f"{len(names)} CSS colour names, e.g. {names[:4]}; {len(train_rows)} for training, "
+        f"{len(test_rows)} held out; {len(vocabulary)} training words (+ pad and unknown)"
+    )
 
     train = {"ids": ids[train_rows], "rgb": rgb[train_rows]}
     baseline = rgb[train_rows].mean(axis=0)
@@ -157,9 +160,10 @@ def main(argv: list[str] | None = None) -> dict:
         predicted = np.asarray(model(jnp.asarray(ids[test_rows])))
         heldout_mse = float(np.mean((predicted - rgb[test_rows]) ** 2))
         known_mse = float(np.mean((predicted[known] - rgb[test_rows][known]) ** 2))
-        print(f"    held-out MSE (RGB in [0, 1]): model {heldout_mse:.4f}  vs  mean-colour baseline {baseline_mse:.4f}")
-        print(f"    held-out names made only of training words ({int(known.sum())}): model {known_mse:.4f}  vs  "
-              f"baseline {known_baseline_mse:.4f}")
+        print(f"    held-out MSE (RGB in [0, 1]): model {heldout_mse:.4f}  vs  ", end="")
+        print(f"mean-colour baseline {baseline_mse:.4f}")
+        print(f"    held-out names made only of training words ({int(known.sum())}): ", end="")
+        print(f"model {known_mse:.4f}  vs  baseline {known_baseline_mse:.4f}")
         word_vectors = np.asarray(model.embed.embeddings[...])[token_ids]
         word_colours = np.asarray(model(jnp.asarray(token_ids)[:, None]))  # each word on its own
         plot = args.out / f"colours_{dim}d.png"

@@ -151,11 +151,14 @@ def _read_payload(path: Path) -> dict[str, Any]:
     try:
         content = msgpack.unpackb(payload, raw=False)
     except Exception as error:  # checksummed, so only a writer bug gets here
-        raise CheckpointError(f"Checkpoint {str(path)!r} is corrupted: cannot decode its payload ({error}).") from None
+        raise CheckpointError(
+            f"Checkpoint {str(path)!r} is corrupted: cannot decode its payload ({error})."
+        ) from None
     version = content.get("version") if isinstance(content, dict) else None
     if version != _FORMAT_VERSION:
         raise CheckpointError(
-            f"Checkpoint {str(path)!r} has format version {version!r}; this jaxembed reads version {_FORMAT_VERSION}."
+            f"Checkpoint {str(path)!r} has format version {version!r}; "
+            f"this jaxembed reads version {_FORMAT_VERSION}."
         )
     return content
 
@@ -198,7 +201,7 @@ def restore_checkpoint(path: str | os.PathLike, like: Any) -> Any:
         >>> restore_checkpoint(path, like={"table": jnp.zeros((5, 2))})
         Traceback (most recent call last):
         ...
-        jaxembed.checkpoint.CheckpointError: Checkpoint ... does not match the model: ['table']: checkpoint has shape (4, 2) float32, model expects shape (5, 2) float32.
+        jaxembed.checkpoint.CheckpointError: Checkpoint ... model expects shape (5, 2) float32.
     """
     path = Path(path)
     stored = _read_payload(path)["leaves"]
@@ -219,7 +222,10 @@ def restore_checkpoint(path: str | os.PathLike, like: Any) -> Any:
         if key_impl is not None:
             want_shape, want_dtype = jax.random.key_data(leaf).shape, jax.random.key_data(leaf).dtype
         else:
-            want_shape, want_dtype = np.shape(leaf), (leaf.dtype if hasattr(leaf, "dtype") else np.asarray(leaf).dtype)
+            want_shape, want_dtype = (
+                np.shape(leaf),
+                (leaf.dtype if hasattr(leaf, "dtype") else np.asarray(leaf).dtype),
+            )
         if (tuple(entry["shape"]), entry["dtype"], entry["key_impl"]) != (
             tuple(want_shape),
             np.dtype(want_dtype).name,
@@ -230,7 +236,9 @@ def restore_checkpoint(path: str | os.PathLike, like: Any) -> Any:
                 f"model expects {_describe(want_shape, np.dtype(want_dtype).name, key_impl)}"
             )
     if problems:
-        raise CheckpointError(f"Checkpoint {str(path)!r} does not match the model: " + "; ".join(problems) + ".")
+        raise CheckpointError(
+            f"Checkpoint {str(path)!r} does not match the model: " + "; ".join(problems) + "."
+        )
     leaves = [_decode_leaf(stored[name], leaf) for name, (_, leaf) in zip(expected_paths, template)]
     return jax.tree_util.tree_unflatten(treedef, leaves)
 

@@ -173,7 +173,9 @@ def make_train_step(
             return loss, (metrics, rest)
 
         with jax.named_scope("jaxembed_train_step"):
-            params, opt_state, loss, (metrics, rest) = update(optimizer, loss_of, state.params, state.opt_state)
+            params, opt_state, loss, (metrics, rest) = update(
+                optimizer, loss_of, state.params, state.opt_state
+            )
             if constraints:
                 model = nnx.merge(graphdef, params, rest, copy=True)
                 apply_constraints(model)
@@ -214,7 +216,9 @@ def make_eval_step(
 
 
 def _copy_tree(tree: Any) -> Any:
-    return jax.tree.map(lambda x: jnp.array(x, copy=True) if isinstance(x, jax.Array) else copy.deepcopy(x), tree)
+    return jax.tree.map(
+        lambda x: jnp.array(x, copy=True) if isinstance(x, jax.Array) else copy.deepcopy(x), tree
+    )
 
 
 class Trainer:
@@ -272,7 +276,12 @@ class Trainer:
         self.state = TrainState(jnp.zeros((), jnp.int32), params, rest, optimizer.init(params))
         self.stop_training = False
         train = make_train_step(
-            self.graphdef, optimizer, loss_fn, regularization=regularization, constraints=constraints, update=update
+            self.graphdef,
+            optimizer,
+            loss_fn,
+            regularization=regularization,
+            constraints=constraints,
+            update=update,
         )
         evaluate = make_eval_step(self.graphdef, eval_fn or loss_fn, regularization=regularization)
         self._train_step = jax.jit(train, donate_argnums=0)
@@ -340,7 +349,9 @@ class Batches:
             raise ValueError("`data` has no arrays.")
         sizes = {np.shape(leaf)[0] if np.ndim(leaf) else None for leaf in leaves}
         if len(sizes) != 1 or None in sizes:
-            raise ValueError(f"Every array in `data` needs the same leading (example) axis. Received sizes {sizes}.")
+            raise ValueError(
+                f"Every array in `data` needs the same leading (example) axis. Received sizes {sizes}."
+            )
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"`batch_size` must be a positive integer. Received: batch_size={batch_size!r}.")
         self.data = jax.tree.map(np.asarray, data)
@@ -556,7 +567,9 @@ def fit(
     if steps_per_epoch is not None and (
         isinstance(steps_per_epoch, bool) or not isinstance(steps_per_epoch, int) or steps_per_epoch < 1
     ):
-        raise ValueError(f"`steps_per_epoch` must be a positive integer or None. Received: {steps_per_epoch!r}.")
+        raise ValueError(
+            f"`steps_per_epoch` must be a positive integer or None. Received: {steps_per_epoch!r}."
+        )
     history = History()
     trainer.stop_training = False
     for callback in callbacks:

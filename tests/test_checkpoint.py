@@ -55,8 +55,12 @@ def test_round_trip_is_bit_identical_and_training_continues_identically(tmp_path
     target = Trainer(Tagger(seed=7), optax.adam(0.05), loss_fn)  # different initial values
     assert target.restore(path) == 4
     assert leaves_bytes(target.state) == leaves_bytes(source.state)
-    np.testing.assert_array_equal(target.model.embed.embeddings[...], source.state.params["embed"]["embeddings"][...])
-    continued = [(float(source.train_step(b)["loss"]), float(target.train_step(b)["loss"])) for b in BATCHES[4:]]
+    np.testing.assert_array_equal(
+        target.model.embed.embeddings[...], source.state.params["embed"]["embeddings"][...]
+    )
+    continued = [
+        (float(source.train_step(b)["loss"]), float(target.train_step(b)["loss"])) for b in BATCHES[4:]
+    ]
     assert all(a == b for a, b in continued)
     assert leaves_bytes(target.state) == leaves_bytes(source.state)
 
@@ -110,7 +114,9 @@ def test_wrong_shape_names_the_leaf_and_both_shapes(tmp_path):
 def test_different_structure_lists_missing_and_extra_leaves(tmp_path):
     path = trained().save(tmp_path / "model.jxe")
     sgd = Trainer(Tagger(), optax.sgd(0.1), loss_fn)  # no Adam moments
-    with pytest.raises(CheckpointError, match=r"in the checkpoint but not in the model: .*\.opt_state\[0\]\.mu"):
+    with pytest.raises(
+        CheckpointError, match=r"in the checkpoint but not in the model: .*\.opt_state\[0\]\.mu"
+    ):
         sgd.restore(path)
     with pytest.raises(CheckpointError, match=r"missing from the checkpoint: \['w'\]"):
         restore_checkpoint(path, like={"w": jnp.zeros(1)})
@@ -118,7 +124,10 @@ def test_different_structure_lists_missing_and_extra_leaves(tmp_path):
 
 def test_wrong_dtype_is_named(tmp_path):
     path = save_checkpoint(tmp_path / "t.jxe", {"w": jnp.zeros((2, 2), jnp.float32)})
-    with pytest.raises(CheckpointError, match=r"\['w'\]: checkpoint has shape \(2, 2\) float32, model expects shape \(2, 2\) bfloat16"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"\['w'\]: checkpoint has shape \(2, 2\) float32, model expects shape \(2, 2\) bfloat16",
+    ):
         restore_checkpoint(path, like={"w": jnp.zeros((2, 2), jnp.bfloat16)})
 
 

@@ -13,7 +13,9 @@ EXAMPLES = ROOT / "examples"
 
 
 def run_example(name: str, out: Path, *args: str) -> tuple[str, dict]:
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""), MPLBACKEND="Agg")
+    env = dict(
+        os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""), MPLBACKEND="Agg"
+    )
     completed = subprocess.run(
         [sys.executable, str(EXAMPLES / name), "--out", str(out), *args],
         capture_output=True,

@@ -112,7 +112,9 @@ def test_table_regularization_is_in_the_loss_and_the_gradient():
     np.testing.assert_allclose(regularized_loss, plain_loss + penalty, rtol=1e-6)
     # Weight decay reaches the row that was not looked up: mouse <- mouse - lr * 2 * 0.01 * mouse.
     np.testing.assert_allclose(table(regularized)[3], SEED_TABLE[3] * (1 - 0.5 * 0.02), rtol=1e-6)
-    np.testing.assert_allclose(table(regularized)[:3], table(plain)[:3] - 0.5 * 0.02 * SEED_TABLE[:3], rtol=1e-5)
+    np.testing.assert_allclose(
+        table(regularized)[:3], table(plain)[:3] - 0.5 * 0.02 * SEED_TABLE[:3], rtol=1e-5
+    )
 
 
 def test_activity_regularization_of_this_forward_pass_is_added():
@@ -135,7 +137,9 @@ def test_constraints_are_applied_after_each_update():
     np.testing.assert_array_equal(new[:3], 0.0)  # 10 * gradient drove them below zero; projected back
     np.testing.assert_array_equal(new[3], SEED_TABLE[3])
 
-    unconstrained = Trainer(Animals(embeddings_constraint="non_neg"), optax.sgd(10.0), push_negative, constraints=False)
+    unconstrained = Trainer(
+        Animals(embeddings_constraint="non_neg"), optax.sgd(10.0), push_negative, constraints=False
+    )
     unconstrained.train_step(NO_MOUSE)
     assert np.all(table(unconstrained)[:3] < 0)
 
@@ -143,7 +147,9 @@ def test_constraints_are_applied_after_each_update():
 def test_frozen_tables_are_neither_differentiated_nor_optimized():
     model = Animals(trainable=False)
     trainer = Trainer(model, optax.adam(0.1), bce)
-    paths = [jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(trainer.state.opt_state)[0]]
+    paths = [
+        jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(trainer.state.opt_state)[0]
+    ]
     assert not any("embed" in p for p in paths)
     head_before = np.asarray(trainer.state.params["head"]["kernel"][...])
     for _ in range(3):
@@ -200,7 +206,9 @@ def test_eval_step_uses_eval_mode_and_changes_nothing():
 def test_fit_reports_validation_metrics_and_caps_steps():
     trainer = Trainer(Animals(), optax.adam(0.05), bce)
     validation = [{"ids": SEED_IDS, "y": ATTRIBUTES[SEED_IDS]}]
-    history = fit(trainer, seed_batches(), epochs=3, steps_per_epoch=2, validation_data=validation, progress=False)
+    history = fit(
+        trainer, seed_batches(), epochs=3, steps_per_epoch=2, validation_data=validation, progress=False
+    )
     assert sorted(history.history) == ["accuracy", "loss", "val_accuracy", "val_loss"]
     assert len(history.step_losses) == 6 and history.epoch == [0, 1, 2]
     assert int(trainer.state.step) == 6
@@ -255,7 +263,9 @@ def test_bad_arguments_have_clear_messages():
     one_shot = iter([NO_MOUSE])
     with pytest.raises(ValueError, match="Epoch 1 got no batches.*re-iterable"):
         fit(Trainer(Animals(), optax.sgd(0.1), bce), one_shot, epochs=2, progress=False)
-    with pytest.raises(KeyError, match="'val_loss' is not in the epoch logs; available: \\['accuracy', 'loss'\\]"):
+    with pytest.raises(
+        KeyError, match="'val_loss' is not in the epoch logs; available: \\['accuracy', 'loss'\\]"
+    ):
         fit(Trainer(Animals(), optax.sgd(0.1), bce), [NO_MOUSE], callbacks=[EarlyStopping()], progress=False)
     with pytest.raises(ValueError, match="same leading.*sizes"):
         Batches({"a": np.zeros(3), "b": np.zeros(4)}, 2)
@@ -270,4 +280,7 @@ def test_batches_are_reshuffled_each_epoch_and_reproducible():
     assert epochs_a == epochs_b
     assert epochs_a[0] != epochs_a[1]
     assert all(sorted(sum(epoch, [])) == list(range(6)) for epoch in epochs_a)
-    assert [x.tolist() for x in Batches(np.arange(5), 2, shuffle=False, drop_remainder=True)] == [[0, 1], [2, 3]]
+    assert [x.tolist() for x in Batches(np.arange(5), 2, shuffle=False, drop_remainder=True)] == [
+        [0, 1],
+        [2, 3],
+    ]
