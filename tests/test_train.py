@@ -284,3 +284,11 @@ def test_batches_are_reshuffled_each_epoch_and_reproducible():
         [0, 1],
         [2, 3],
     ]
+
+
+def test_validation_reuses_one_compiled_eval_step():
+    trainer = Trainer(Animals(), optax.adam(0.05), bce)
+    validation = [{"ids": SEED_IDS[:3], "y": ATTRIBUTES[SEED_IDS[:3]]}] * 2
+    fit(trainer, seed_batches(), epochs=3, validation_data=validation, progress=False)
+    assert trainer._train_step._cache_size() == 1
+    assert trainer._eval_step._cache_size() == 1
