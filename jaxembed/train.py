@@ -38,6 +38,7 @@ import dataclasses
 import math
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
@@ -47,7 +48,7 @@ import optax
 from flax import nnx
 from tqdm import tqdm
 
-from jaxembed.checkpoint import read_checkpoint_metadata, restore_checkpoint, save_checkpoint
+from jaxembed.checkpoint import restore_checkpoint, save_checkpoint
 from jaxembed.layers import apply_constraints, regularization_loss
 
 __all__ = [
@@ -301,7 +302,7 @@ class Trainer:
         nnx.update(self.model, _copy_tree(self.state.params), _copy_tree(self.state.rest))
         return self.model
 
-    def save(self, path: str | os.PathLike) -> os.PathLike:
+    def save(self, path: str | os.PathLike) -> Path:
         """Saves model + optimizer state + step to ``path`` atomically (see :mod:`jaxembed.checkpoint`)."""
         return save_checkpoint(path, self.state, metadata={"step": int(self.state.step)})
 
@@ -312,7 +313,7 @@ class Trainer:
         """
         self.state = restore_checkpoint(path, like=self.state)
         self.sync_model()
-        return int(read_checkpoint_metadata(path)["step"])
+        return int(self.state.step)
 
     def fit(self, data: Iterable[Any], **kwargs: Any) -> History:
         """``fit(self, data, **kwargs)``; see :func:`fit`."""
