@@ -56,6 +56,7 @@ __all__ = [
     "LossFn",
     "UpdateFn",
     "dense_update",
+    "init_train_state",
     "make_train_step",
     "make_eval_step",
     "Trainer",
@@ -128,6 +129,33 @@ def _loss_and_metrics(output: Any) -> tuple[jax.Array, Metrics]:
     if "loss" in metrics:
         raise ValueError("loss_fn's metrics may not be named 'loss' (that name is the training loss).")
     return loss, metrics
+
+
+def _copy_tree(tree: Any) -> Any:
+    return jax.tree.map(
+        lambda x: jnp.array(x, copy=True) if isinstance(x, jax.Array) else copy.deepcopy(x), tree
+    )
+
+
+def init_train_state(
+    model: nnx.Module, optimizer: optax.GradientTransformation
+) -> tuple[nnx.GraphDef, TrainState]:
+    """Splits ``model`` once into its static graph and a fresh :class:`TrainState` (step 0).
+
+    The state holds copies of the model's arrays, so a step that donates it
+    never deletes arrays the module still uses. Use the graph with
+    :func:`make_train_step` / :func:`make_eval_step` to write your own loop,
+    and ``nnx.update(model, state.params, state.rest)`` to write results back.
+
+    Examples:
+        >>> model = jaxembed.Embedding(3, 2, trainable=False, rngs=0)
+        >>> graphdef, state = init_train_state(model, optax.adam(1e-3))
+        >>> int(state.step), len(jax.tree.leaves(state.params)), len(jax.tree.leaves(state.rest))
+        (0, 0, 1)
+    """
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    params, rest = _copy_tree(params), _copy_tree(rest)
+    return graphdef, TrainState(jnp.zeros((), jnp.int32), params, rest, optimizer.init(params))
 
 
 def make_train_step(
@@ -216,12 +244,6 @@ def make_eval_step(
     return eval_step
 
 
-def _copy_tree(tree: Any) -> Any:
-    return jax.tree.map(
-        lambda x: jnp.array(x, copy=True) if isinstance(x, jax.Array) else copy.deepcopy(x), tree
-    )
-
-
 class Trainer:
     """A model, an optax transformation and a loss, compiled into train and eval steps.
 
@@ -272,9 +294,7 @@ class Trainer:
             )
         self.model = model
         self.optimizer = optimizer
-        self.graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-        params, rest = _copy_tree(params), _copy_tree(rest)  # donation must not delete the model's arrays
-        self.state = TrainState(jnp.zeros((), jnp.int32), params, rest, optimizer.init(params))
+        self.graphdef, self.state = init_train_state(model, optimizer)
         self.stop_training = False
         train = make_train_step(
             self.graphdef,
@@ -562,6 +582,12 @@ def fit(
         >>> len(history.step_losses), history.history["loss"][-1] < history.history["loss"][0]
         (6, True)
     """
+    if not isinstance(trainer, Trainer):
+        raise TypeError(
+            "`trainer` must be a jaxembed.train.Trainer, "
+            "e.g. fit(Trainer(model, optax.adam(1e-3), loss_fn), data). "
+            f"Received: {type(trainer).__name__}."
+        )
     for name, value in (("epochs", epochs), ("log_every", log_every)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}.")

@@ -258,6 +258,8 @@ def test_bad_arguments_have_clear_messages():
     trainer = Trainer(Animals(), optax.sgd(0.1), lambda m, b: m(b["ids"]))
     with pytest.raises(ValueError, match=r"scalar loss.*shape \(4, 5\)"):
         trainer.train_step(NO_MOUSE)
+    with pytest.raises(TypeError, match="`trainer` must be a jaxembed.train.Trainer.*Received: Animals"):
+        fit(Animals(), [NO_MOUSE])
     with pytest.raises(ValueError, match="`epochs` must be a positive integer. Received: epochs=0"):
         fit(Trainer(Animals(), optax.sgd(0.1), bce), [NO_MOUSE], epochs=0)
     one_shot = iter([NO_MOUSE])
