@@ -63,8 +63,9 @@ def test_loss_decreases_on_the_animal_task():
     assert history.history["accuracy"][-1] == 1.0
 
 
-def test_sgd_changes_exactly_the_looked_up_rows():
-    trainer = Trainer(Animals(), optax.sgd(0.5), bce)
+@pytest.mark.parametrize("lookup", ["take", "one_hot"])
+def test_sgd_changes_exactly_the_looked_up_rows(lookup):
+    trainer = Trainer(Animals(lookup=lookup), optax.sgd(0.5), bce)
     before = table(trainer)
     trainer.train_step(NO_MOUSE)
     after = table(trainer)
