@@ -164,3 +164,14 @@ def test_metadata_and_model_checkpoint_callback(tmp_path):
     assert [os.path.basename(p) for p in saver.saved] == ["ckpt-0.jxe", "ckpt-1.jxe"]
     assert read_checkpoint_metadata(saver.saved[0]) == {"step": 3}
     assert read_checkpoint_metadata(saver.saved[1]) == {"step": 6}
+
+
+def test_model_checkpoint_save_best_only(tmp_path):
+    class FakeValidation(jaxembed.train.Callback):
+        def on_epoch_end(self, epoch, logs, trainer):
+            logs["val_loss"] = [2.0, 1.0, 1.5, 0.5][epoch]
+
+    trainer = Trainer(Tagger(), optax.adam(0.05), loss_fn)
+    saver = ModelCheckpoint(tmp_path / "best-{epoch}.jxe", save_best_only=True)
+    fit(trainer, BATCHES[:1], epochs=4, callbacks=[FakeValidation(), saver], progress=False)
+    assert [os.path.basename(p) for p in saver.saved] == ["best-0.jxe", "best-1.jxe", "best-3.jxe"]
