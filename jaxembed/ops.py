@@ -54,9 +54,13 @@ __all__ = [
 ]
 
 LookupMethod = Literal["take", "one_hot"]
+"""The two lookup paths: ``"take"`` (a gather) and ``"one_hot"`` (one-hot matrix times the table)."""
 InvalidIds = Literal["nan", "checkify"]
+"""What a traced invalid id does: ``"nan"`` (a NaN row) or ``"checkify"`` (also a checkify check)."""
 LOOKUP_METHODS: tuple[str, ...] = get_args(LookupMethod)
+"""The valid values of ``lookup``, ``("take", "one_hot")``, for validation and error messages."""
 INVALID_IDS_MODES: tuple[str, ...] = get_args(InvalidIds)
+"""The valid values of ``invalid_ids``, ``("nan", "checkify")``."""
 
 _MAX_REPORTED = 5
 

@@ -44,7 +44,9 @@ __all__ = [
 ]
 
 SimilarityMetric = Literal["cosine", "dot"]
+"""How :func:`nearest_neighbors` scores rows: ``"cosine"`` (angle only) or ``"dot"`` (raw inner product)."""
 SIMILARITY_METRICS: tuple[str, ...] = get_args(SimilarityMetric)
+"""The valid values of ``metric``, ``("cosine", "dot")``."""
 
 _PROJECTOR_FILES = ("tensors.tsv", "metadata.tsv", "projector_config.pbtxt")
 
@@ -334,6 +336,13 @@ def _color_values(colors: Any, n: int) -> tuple[str, Any]:
     return "categories", [str(c) for c in array.tolist()]
 
 
+def _umask_mode() -> int:
+    """The mode ``open()`` would give a new file (``mkstemp`` makes them 0600)."""
+    current = os.umask(0)
+    os.umask(current)
+    return 0o666 & ~current
+
+
 def _write_figure(figure: Any, path: Path, dpi: int) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
@@ -343,6 +352,7 @@ def _write_figure(figure: Any, path: Path, dpi: int) -> None:
     try:
         with os.fdopen(descriptor, "wb") as handle:
             figure.savefig(handle, format=suffix, dpi=dpi)
+        os.chmod(temporary, _umask_mode())
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -530,6 +540,7 @@ def _write_text_atomically(path: Path, text: str) -> None:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(temporary, _umask_mode())
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

@@ -166,6 +166,7 @@ def test_projector_files_round_trip(tmp_path):
     ]
     np.testing.assert_array_equal(read_tensors(files["tensors"]).astype(np.float32), table)  # exact
     assert files["metadata"].read_text().splitlines() == labels
+    assert all(path.stat().st_mode & 0o044 == 0o044 for path in files.values())  # readable, like open()
     config = files["config"].read_text()
     assert 'tensor_path: "tensors.tsv"' in config and 'metadata_path: "metadata.tsv"' in config
 
