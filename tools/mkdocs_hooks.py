@@ -92,14 +92,18 @@ def _module_page_markdown(module: str) -> str:
     )
 
 
-def _undocumented(module_name: str) -> list[str]:
-    """Names in the module's ``__all__`` without a docstring of their own."""
+def _undocumented(module_name: str, search_path: Path = ROOT) -> list[str]:
+    """Names in the module's ``__all__`` without a docstring of their own.
+
+    Classes and functions are checked at runtime (their ``__doc__``); constants and
+    type aliases by static analysis (the string literal after the assignment).
+    """
     import griffe
 
     module = _import(module_name)
     if not (module.__doc__ or "").strip():
         return [f"{module_name} (module docstring)"]
-    static = griffe.load(module_name, search_paths=[str(ROOT)], resolve_aliases=False)
+    static = griffe.load(module_name, search_paths=[str(search_path)], resolve_aliases=False)
     missing = []
     for name in getattr(module, "__all__", []):
         if name.startswith("__"):  # __version__ and friends
