@@ -115,9 +115,7 @@ def _pca(table: jax.Array, n_components: int) -> PCAResult:
         _, singular_values, vt = jnp.linalg.svd(centered, full_matrices=False)
         components = vt[:n_components]
         # Deterministic sign: the largest-magnitude entry of each direction is positive.
-        biggest = jnp.take_along_axis(
-            components, jnp.argmax(jnp.abs(components), axis=1)[:, None], axis=1
-        )
+        biggest = jnp.take_along_axis(components, jnp.argmax(jnp.abs(components), axis=1)[:, None], axis=1)
         components = components * jnp.where(biggest < 0, -1.0, 1.0).astype(components.dtype)
         coords = jnp.matmul(centered, components.T, precision=jax.lax.Precision.HIGHEST)
         variance = singular_values**2

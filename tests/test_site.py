@@ -250,7 +250,9 @@ def chromium_path() -> str | None:
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
     executable = chromium_path()
-    require(executable is not None, "no Chromium: install Debian's `chromium` package (apt-get install chromium)")
+    require(
+        executable is not None, "no Chromium: install Debian's `chromium` package (apt-get install chromium)"
+    )
     require(_has("websocket"), "websocket-client (the `docs` extra) is not installed")
     profile = tmp_path_factory.mktemp("chromium-profile")
     process = subprocess.Popen(
@@ -335,8 +337,11 @@ def render(browser: DevTools, url: str, *, screenshot: Path | None = None) -> tu
 def main_pages() -> list[tuple[str, str, int]]:
     """(url path, source page, number of figures in its Markdown) for every guide and index page."""
     pages = [("/", "index.md"), ("/benchmarks/", "benchmarks.md"), ("/api/", "api.md")]
-    pages += [(f"/{p.stem}/", p.name) for p in sorted(DOCS.glob("*.md")) if p.name not in
-              ("index.md", "benchmarks.md", "api.md")]
+    pages += [
+        (f"/{p.stem}/", p.name)
+        for p in sorted(DOCS.glob("*.md"))
+        if p.name not in ("index.md", "benchmarks.md", "api.md")
+    ]
     pages.append(("/api/jaxembed.viz/", ""))
     figure = re.compile(r"!\[[^\]]*\]\(images/[^)]+\)")
     return [
@@ -353,7 +358,9 @@ def test_page_renders_in_chromium_without_errors(served, browser, url, source, f
     assert "jaxembed" in state["title"]
     assert state["h1"].strip(), f"{url} has no heading"
     assert state["text"] > 200, f"{url} shows almost no text"
-    assert len(state["images"]) >= figures, f"{url}: {figures} figures in {source}, {state['images']} rendered"
+    assert len(state["images"]) >= figures, (
+        f"{url}: {figures} figures in {source}, {state['images']} rendered"
+    )
     broken = [image["src"] for image in state["images"] if not image["loaded"]]
     assert broken == [], f"{url}: figures that did not load: {broken}"
     if screenshot is not None:

@@ -57,7 +57,9 @@ def test_pca_of_chosen_rows_equals_pca_of_the_slice():
 
 
 def test_pca_rejects_bad_arguments():
-    with pytest.raises(ValueError, match=r"n_components.*between 1 and min\(rows, features\) = 4.*n_components=5"):
+    with pytest.raises(
+        ValueError, match=r"n_components.*between 1 and min\(rows, features\) = 4.*n_components=5"
+    ):
         viz.pca(np.ones((10, 4)), 5)
     with pytest.raises(ValueError, match=r"positive integer.*n_components=0"):
         viz.pca(np.ones((10, 4)), 0)
@@ -187,9 +189,7 @@ def test_projector_config_parses_as_tensorboard_proto(tmp_path):
 
 
 def test_projector_multi_column_metadata_has_a_header(tmp_path):
-    files = viz.export_projector(
-        np.eye(3), {"word": ["cat", "dog", "snake"], "count": [3, 4, 2]}, tmp_path
-    )
+    files = viz.export_projector(np.eye(3), {"word": ["cat", "dog", "snake"], "count": [3, 4, 2]}, tmp_path)
     assert files["metadata"].read_text().splitlines() == ["word\tcount", "cat\t3", "dog\t4", "snake\t2"]
 
 

@@ -44,6 +44,7 @@ def _import(name: str) -> types.ModuleType:
         sys.path.insert(0, str(ROOT))
     return importlib.import_module(name)
 
+
 TOPIC_ORDER = [
     ("How embeddings work", "how-embeddings-work.md"),
     ("Training", "training.md"),
