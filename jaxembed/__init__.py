@@ -21,7 +21,14 @@ from importlib.metadata import PackageNotFoundError, version
 from jaxembed import constraints, initializers, ops, regularizers
 from jaxembed.pooling import Flatten, GlobalAveragePooling1D
 from jaxembed.config import EmbeddingSpec
-from jaxembed.layers import ActivityLoss, Embedding, FrozenParam, apply_constraints, regularization_loss
+from jaxembed.layers import (
+    ActivityLoss,
+    Embedding,
+    FrozenParam,
+    QuantizedVariable,
+    apply_constraints,
+    regularization_loss,
+)
 
 try:
     __version__ = version("jaxembed")
@@ -31,6 +38,7 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 __all__ = [
     "Embedding",
     "FrozenParam",
+    "QuantizedVariable",
     "ActivityLoss",
     "EmbeddingSpec",
     "apply_constraints",
