@@ -165,6 +165,7 @@ class _LayerConfig:
     config: dict[str, Any]
     path: str  # HDF5 path of its variables
     inbound: tuple[str, ...]  # names of the layers feeding it (Functional models)
+    constants: tuple[Any, ...] = ()  # non-tensor positional arguments (NotEqual(x, 0) has 0)
 
 
 def _layer_configs(model_config: Mapping[str, Any] | None, prefix: str = "") -> list[_LayerConfig]:
@@ -182,13 +183,16 @@ def _layer_configs(model_config: Mapping[str, Any] | None, prefix: str = "") -> 
         counts[snake] = index + 1
         path = f"{prefix}layers/{snake}" + (f"_{index}" if index else "")
         config = entry.get("config") or {}
-        inbound = []
+        inbound, constants = [], []
         for node in entry.get("inbound_nodes") or []:
             for arg in node.get("args", []) if isinstance(node, Mapping) else []:
                 for tensor in arg if isinstance(arg, list) else [arg]:
                     if isinstance(tensor, Mapping) and "keras_history" in (tensor.get("config") or {}):
                         inbound.append(tensor["config"]["keras_history"][0])
-        layers.append(_LayerConfig(class_name, config.get("name", ""), config, path, tuple(inbound)))
+                    else:
+                        constants.append(tensor)
+        name = config.get("name", entry.get("name", ""))
+        layers.append(_LayerConfig(class_name, name, config, path, tuple(inbound), tuple(constants)))
         layers.extend(_layer_configs(entry, prefix=path + "/"))
     return layers
 
@@ -302,7 +306,10 @@ def _select(
         return h5_path, next((e for e in entries if e.path == h5_path), None)
     if name is not None:
         matches = [e for e in entries if e.name == name]
-        if not matches:
+        if not matches:  # a layer with a chosen name in a file without config.json
+            named = [p for p, g in groups.items() if g.attrs.get("name") == name and len(g.keys())]
+            if len(named) == 1:
+                return named[0], None
             raise KeyError(f"{source} has no Embedding layer named {name!r}. Embedding layers: {_describe(entries)}.")
         return matches[0].path, matches[0]
     if len(entries) != 1:
@@ -386,7 +393,6 @@ def _embedding_from(
     if kind is not None:
         # The stored arrays decide the layout (a config may predate block sizes).
         config["quantization_config"] = "int8" if kind == "int8" else f"int4/{-1 if block_size is None else block_size}"
-    config["embeddings_initializer"] = "zeros"  # the file's values replace it; skip the random draw
     for key, value in overrides.items():
         config[key] = value
     arguments = _embedding_arguments(config)
@@ -445,7 +451,7 @@ def from_keras_layer(keras_layer: Any, *, rngs: Any = 0, **overrides: Any) -> Em
         raise TypeError(f"Expected a keras.layers.Embedding. Received an object of type {type(keras_layer).__name__}.")
     if not getattr(keras_layer, "built", False):
         raise ValueError("The Keras layer is not built yet: call it once or call build() first.")
-    config = dict(keras_layer.get_config()) | {"embeddings_initializer": "zeros"} | overrides
+    config = dict(keras_layer.get_config()) | overrides
     layer = Embedding(**_embedding_arguments(config), rngs=rngs)
     arrays = [np.asarray(keras_layer._embeddings)]
     if layer.quantization_mode is not None:
@@ -573,8 +579,14 @@ class KerasSequential(nnx.Module):
 
 
 # ---------------------------------------------------------------- load whole
+def _is_padding_mask(layer: _LayerConfig, configs: list[_LayerConfig]) -> bool:
+    """Keras's Functional graph computes an Embedding's mask_zero mask as a NotEqual(ids, 0) node."""
+    masked_inputs = {c.inbound[0] for c in configs if c.class_name == "Embedding" and c.config.get("mask_zero") and c.inbound}
+    return layer.class_name == "NotEqual" and layer.constants == (0,) and set(layer.inbound) <= masked_inputs
+
+
 def _chain(configs: list[_LayerConfig], model_class: str) -> list[_LayerConfig]:
-    layers = [c for c in configs if c.class_name != "InputLayer"]
+    layers = [c for c in configs if c.class_name != "InputLayer" and not _is_padding_mask(c, configs)]
     if model_class == "Functional":
         previous = next((c.name for c in configs if c.class_name == "InputLayer"), None)
         for layer in layers:
