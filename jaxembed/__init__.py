@@ -6,7 +6,9 @@ The public API, layered bottom-up:
 * :mod:`jaxembed.initializers`, :mod:`jaxembed.regularizers`,
   :mod:`jaxembed.constraints` -- Keras names and configs as JAX functions;
 * :class:`jaxembed.Embedding` (Flax NNX) and :class:`jaxembed.linen.Embedding`
-  (Flax Linen) -- thin modules over the ops.
+  (Flax Linen) -- thin modules over the ops;
+* :mod:`jaxembed.lora`, :mod:`jaxembed.quant` -- Keras 3's LoRA and int8/int4 tables;
+  :mod:`jaxembed.keras_io` (imported on demand; needs h5py) -- Keras files without Keras.
 
 Examples:
     >>> import jax.numpy as jnp
@@ -18,7 +20,7 @@ Examples:
 
 from importlib.metadata import PackageNotFoundError, version
 
-from jaxembed import constraints, initializers, ops, regularizers
+from jaxembed import constraints, initializers, lora, ops, quant, regularizers
 from jaxembed.pooling import Flatten, GlobalAveragePooling1D
 from jaxembed.config import EmbeddingSpec
 from jaxembed.layers import (
@@ -49,5 +51,7 @@ __all__ = [
     "initializers",
     "regularizers",
     "constraints",
+    "lora",
+    "quant",
     "__version__",
 ]

@@ -304,8 +304,9 @@ class EmbeddingSpec:
             "quantization_config": None,
         }
         if self.quantization_mode is not None:
-            config["dtype"] = _quantized_policy(self.quantization_mode, self.quantization_block_size, config["dtype"])
-            config["quantization_config"] = _quantization_config(self.quantization_mode, self.quantization_block_size)
+            mode, block_size = self.quantization_mode, self.quantization_block_size
+            config["dtype"] = _quantized_policy(mode, block_size, config["dtype"])
+            config["quantization_config"] = _quantization_config(mode, block_size)
         if self.lora_rank is not None:
             config["lora_rank"] = self.lora_rank
             config["lora_alpha"] = self.lora_alpha
@@ -345,7 +346,8 @@ class EmbeddingSpec:
         if quantization is not None:
             arguments["quantization_config"] = _quantization_config(*quantization)
         if lora_and_quantization:
-            return EmbeddingSpec._checked_arguments(arguments, extra=("lora_rank", "lora_alpha", "quantization_config"))
+            extra = ("lora_rank", "lora_alpha", "quantization_config")
+            return EmbeddingSpec._checked_arguments(arguments, extra=extra)
         return EmbeddingSpec._checked_arguments(arguments, extra=())
 
     @staticmethod
@@ -384,7 +386,8 @@ def _quantized_policy(mode: str, block_size: int | None, source: dict[str, Any])
         return {"module": "keras.dtype_policies", "class_name": "QuantizedDTypePolicy",
                 "config": {"mode": "int8", "source_name": source_name}, "registered_name": None}
     return {"module": "keras.dtype_policies", "class_name": "Int4DTypePolicy",
-            "config": {"mode": f"int4/{-1 if block_size is None else block_size}", "source_name": source_name},
+            "config": {"mode": f"int4/{-1 if block_size is None else block_size}",
+                       "source_name": source_name},
             "registered_name": None}
 
 
@@ -395,7 +398,8 @@ def _quantization_config(mode: str, block_size: int | None) -> dict[str, Any]:
                      "config": {"value_range": [-127, 127], "epsilon": 1e-07, "output_dtype": "int8"},
                      "registered_name": None}
         return {"module": "keras.quantizers", "class_name": "Int8QuantizationConfig",
-                "config": {"weight_quantizer": None, "activation_quantizer": quantizer}, "registered_name": None}
+                "config": {"weight_quantizer": None, "activation_quantizer": quantizer},
+                "registered_name": None}
     return {"module": "keras.quantizers", "class_name": "Int4QuantizationConfig",
             "config": {"weight_quantizer": None, "activation_quantizer": None,
                        "block_size": -1 if block_size is None else block_size},
@@ -406,7 +410,8 @@ def _source_policy(dtype: Any) -> Any:
     """The float policy under a Keras quantized policy (``int8_from_bfloat16`` -> ``bfloat16``)."""
     if isinstance(dtype, Mapping) and dtype.get("class_name") in _QUANTIZED_POLICIES:
         name = (dtype.get("config") or {}).get("source_name", "float32")
-        return {"module": "keras", "class_name": "DTypePolicy", "config": {"name": name}, "registered_name": None}
+        return {"module": "keras", "class_name": "DTypePolicy", "config": {"name": name},
+                "registered_name": None}
     if isinstance(dtype, str) and "_from_" in dtype:
         return dtype.split("_from_", 1)[1]
     return dtype

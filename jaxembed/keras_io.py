@@ -48,7 +48,6 @@ import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-import h5py
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -56,6 +55,11 @@ from flax import nnx
 
 from jaxembed import quant
 from jaxembed.layers import Embedding
+
+try:
+    import h5py
+except ImportError as error:  # pragma: no cover - depends on the environment
+    raise ImportError("jaxembed.keras_io needs h5py: pip install 'jaxembed[keras]' (or h5py).") from error
 from jaxembed.pooling import Flatten, GlobalAveragePooling1D
 
 __all__ = [
@@ -146,12 +150,14 @@ def _arrays(group: h5py.Group) -> list[np.ndarray]:
     try:
         return [_read_dataset(group[k]) for k in keys]
     except (OSError, RuntimeError, KeyError) as error:
-        raise KerasFileError(f"The variables at {group.name!r} cannot be read (damaged file?): {error}.") from error
+        raise KerasFileError(
+            f"The variables at {group.name!r} cannot be read (damaged file?): {error}."
+        ) from error
 
 
 # ============================================================ model configs
 def _snake_case(name: str) -> str:
-    """Keras's ``naming.to_snake_case`` for class names (``GlobalAveragePooling1D`` -> ``global_average_pooling1d``)."""
+    """Keras's ``naming.to_snake_case``: ``GlobalAveragePooling1D`` -> ``global_average_pooling1d``."""
     name = re.sub(r"\W+", "", name)
     name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
     name = re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
@@ -221,7 +227,9 @@ class EmbeddingEntry:
 _AUTO_EMBEDDING_NAME = re.compile(r"^embedding(_\d+)?$")
 
 
-def _storage_kind(arrays: Sequence[np.ndarray], output_dim: int | None) -> tuple[str | None, int | None, int | None]:
+def _storage_kind(
+    arrays: Sequence[np.ndarray], output_dim: int | None
+) -> tuple[str | None, int | None, int | None]:
     """``(quantization, output_dim, block_size)`` from the stored arrays of an Embedding."""
     if len(arrays) == 1 and arrays[0].ndim == 2 and not np.issubdtype(arrays[0].dtype, np.integer):
         return None, arrays[0].shape[1], None
@@ -270,7 +278,9 @@ def _entries(keras_file: _KerasFile) -> tuple[list[EmbeddingEntry], dict[str, h5
                 continue  # an auto-named layer of another class
             raise
         shape = None if output_dim is None else (arrays[0].shape[0], output_dim)
-        entries.append(EmbeddingEntry(name, path, shape, kind, None if config is None else dict(config.config)))
+        entries.append(
+            EmbeddingEntry(name, path, shape, kind, None if config is None else dict(config.config))
+        )
     return entries, groups
 
 
@@ -295,14 +305,19 @@ def _describe(entries: Sequence[EmbeddingEntry]) -> str:
 
 
 def _select(
-    entries: list[EmbeddingEntry], groups: Mapping[str, h5py.Group], source: str,
-    name: str | None, h5_path: str | None,
+    entries: list[EmbeddingEntry],
+    groups: Mapping[str, h5py.Group],
+    source: str,
+    name: str | None,
+    h5_path: str | None,
 ) -> tuple[str, EmbeddingEntry | None]:
     if h5_path is not None:
         h5_path = h5_path.strip("/").removesuffix("/vars")
         if h5_path not in groups:
             available = sorted(p for p, g in groups.items() if len(g.keys()))
-            raise KeyError(f"{source} has no layer variables at {h5_path!r}. Paths with variables: {available}.")
+            raise KeyError(
+                f"{source} has no layer variables at {h5_path!r}. Paths with variables: {available}."
+            )
         return h5_path, next((e for e in entries if e.path == h5_path), None)
     if name is not None:
         matches = [e for e in entries if e.name == name]
@@ -310,7 +325,9 @@ def _select(
             named = [p for p, g in groups.items() if g.attrs.get("name") == name and len(g.keys())]
             if len(named) == 1:
                 return named[0], None
-            raise KeyError(f"{source} has no Embedding layer named {name!r}. Embedding layers: {_describe(entries)}.")
+            raise KeyError(
+                f"{source} has no Embedding layer named {name!r}. Embedding layers: {_describe(entries)}."
+            )
         return matches[0].path, matches[0]
     if len(entries) != 1:
         raise ValueError(
@@ -321,8 +338,13 @@ def _select(
 
 
 def load_embedding(
-    path: str | os.PathLike, name: str | None = None, *, h5_path: str | None = None,
-    config: Mapping[str, Any] | None = None, rngs: Any = 0, **overrides: Any,
+    path: str | os.PathLike,
+    name: str | None = None,
+    *,
+    h5_path: str | None = None,
+    config: Mapping[str, Any] | None = None,
+    rngs: Any = 0,
+    **overrides: Any,
 ) -> Embedding:
     """Builds a :class:`jaxembed.Embedding` from a Keras file's Embedding layer.
 
@@ -368,7 +390,11 @@ def load_embedding(
 
 
 def _embedding_from(
-    arrays: list[np.ndarray], config: Mapping[str, Any] | None, name: str, where: str, rngs: Any,
+    arrays: list[np.ndarray],
+    config: Mapping[str, Any] | None,
+    name: str,
+    where: str,
+    rngs: Any,
     overrides: Mapping[str, Any],
 ) -> Embedding:
     output_dim = None if config is None else config.get("output_dim")
@@ -387,12 +413,15 @@ def _embedding_from(
     config = dict(config)
     if (config.get("input_dim"), config.get("output_dim")) != (input_dim, output_dim):
         raise ValueError(
-            f"The config says input_dim={config.get('input_dim')}, output_dim={config.get('output_dim')} but the "
+            f"The config says input_dim={config.get('input_dim')}, output_dim={config.get('output_dim')} "
+            "but the "
             f"variables at {where!r} hold a ({input_dim}, {output_dim}) table."
         )
     if kind is not None:
         # The stored arrays decide the layout (a config may predate block sizes).
-        config["quantization_config"] = "int8" if kind == "int8" else f"int4/{-1 if block_size is None else block_size}"
+        config["quantization_config"] = (
+            "int8" if kind == "int8" else f"int4/{-1 if block_size is None else block_size}"
+        )
     for key, value in overrides.items():
         config[key] = value
     arguments = _embedding_arguments(config)
@@ -422,7 +451,9 @@ def _assign_stored(layer: Embedding, arrays: Sequence[np.ndarray], where: str) -
         if hasattr(layer, "embeddings_zero"):
             targets.append("embeddings_zero")
     if len(arrays) < len(targets):
-        raise ValueError(f"{where!r} holds {len(arrays)} variables; this layer needs {len(targets)} ({targets}).")
+        raise ValueError(
+            f"{where!r} holds {len(arrays)} variables; this layer needs {len(targets)} ({targets})."
+        )
     for target, array in zip(targets, arrays):
         variable = getattr(layer, target)
         expected = variable.shape
@@ -430,7 +461,8 @@ def _assign_stored(layer: Embedding, arrays: Sequence[np.ndarray], where: str) -
             array = array.reshape(expected)  # Keras keeps a (rows, 1) scale for single-group int4
         if array.shape != expected:
             raise ValueError(
-                f"The {target} variable at {where!r} has shape {array.shape}; the layer's config needs {expected}."
+                f"The {target} variable at {where!r} has shape {array.shape}; "
+                f"the layer's config needs {expected}."
             )
         variable[...] = jnp.asarray(array, variable.dtype)
     if layer.lora_enabled:
@@ -448,7 +480,9 @@ def from_keras_layer(keras_layer: Any, *, rngs: Any = 0, **overrides: Any) -> Em
         TypeError: for an object that is not a built Keras Embedding layer.
     """
     if type(keras_layer).__name__ != "Embedding" or not hasattr(keras_layer, "get_config"):
-        raise TypeError(f"Expected a keras.layers.Embedding. Received an object of type {type(keras_layer).__name__}.")
+        raise TypeError(
+            f"Expected a keras.layers.Embedding. Received an object of type {type(keras_layer).__name__}."
+        )
     if not getattr(keras_layer, "built", False):
         raise ValueError("The Keras layer is not built yet: call it once or call build() first.")
     config = dict(keras_layer.get_config()) | overrides
@@ -581,7 +615,11 @@ class KerasSequential(nnx.Module):
 # ---------------------------------------------------------------- load whole
 def _is_padding_mask(layer: _LayerConfig, configs: list[_LayerConfig]) -> bool:
     """Keras's Functional graph computes an Embedding's mask_zero mask as a NotEqual(ids, 0) node."""
-    masked_inputs = {c.inbound[0] for c in configs if c.class_name == "Embedding" and c.config.get("mask_zero") and c.inbound}
+    masked_inputs = {
+        c.inbound[0]
+        for c in configs
+        if c.class_name == "Embedding" and c.config.get("mask_zero") and c.inbound
+    }
     return layer.class_name == "NotEqual" and layer.constants == (0,) and set(layer.inbound) <= masked_inputs
 
 
@@ -608,7 +646,9 @@ def _dense(config: Mapping[str, Any], arrays: list[np.ndarray], where: str) -> l
         )
     kernel = arrays[0]
     if kernel.shape[1] != config.get("units", kernel.shape[1]):
-        raise ValueError(f"The Dense layer at {where!r} has units={config['units']} but a kernel of shape {kernel.shape}.")
+        raise ValueError(
+            f"The Dense layer at {where!r} has units={config['units']} but a kernel of shape {kernel.shape}."
+        )
     linear = nnx.Linear(
         kernel.shape[0], kernel.shape[1], use_bias=use_bias, precision=_PRECISION, rngs=nnx.Rngs(0)
     )
@@ -648,7 +688,8 @@ def load_model(path: str | os.PathLike, *, seed: int = 0) -> KerasSequential:
         model_class = model_config.get("class_name")
         if model_class not in ("Sequential", "Functional"):
             raise ValueError(
-                f"load_model reads Sequential and Functional models; {os.fspath(path)!r} holds a {model_class!r} "
+                "load_model reads Sequential and Functional models; "
+                f"{os.fspath(path)!r} holds a {model_class!r} "
                 "(a subclassed model's layers load one by one with load_embedding)."
             )
         groups = _layer_groups(keras_file.h5)
@@ -671,7 +712,9 @@ def _layer_from_config(layer: _LayerConfig, arrays: list[np.ndarray], seed: int)
         return _dense(config, arrays, layer.path)
     if layer.class_name == "GlobalAveragePooling1D":
         if config.get("data_format", "channels_last") != "channels_last":
-            raise ValueError(f"GlobalAveragePooling1D {layer.name!r}: only data_format='channels_last' is supported.")
+            raise ValueError(
+                f"GlobalAveragePooling1D {layer.name!r}: only data_format='channels_last' is supported."
+            )
         return [GlobalAveragePooling1D(keepdims=bool(config.get("keepdims", False)))]
     if layer.class_name == "Flatten":
         return [Flatten()]
@@ -695,10 +738,15 @@ def _stored_embedding(layer: Embedding) -> list[np.ndarray]:
         return [np.asarray(layer.effective_table(), dtype=layer.embeddings.dtype)]
     table = layer.quantized_table()
     if layer.lora_enabled:  # Keras dequantizes, adds the LoRA delta and quantizes again
-        table = quant.quantize(layer.effective_table(), spec.quantization_mode, block_size=spec.quantization_block_size)
+        table = quant.quantize(
+            layer.effective_table(), spec.quantization_mode, block_size=spec.quantization_block_size
+        )
     stored = [np.asarray(table.values), np.asarray(table.scale)]
     if table.zero is not None:
-        stored += [np.asarray(table.zero), np.asarray(quant.group_index(spec.output_dim, spec.quantization_block_size))]
+        stored += [
+            np.asarray(table.zero),
+            np.asarray(quant.group_index(spec.output_dim, spec.quantization_block_size)),
+        ]
     return stored
 
 
@@ -736,7 +784,10 @@ def _atomic_write(path: str, write: Callable[[h5py.File], None]) -> None:
 
 
 def save_weights(
-    model: Embedding | KerasSequential, path: str | os.PathLike, *, h5_path: str | None = None,
+    model: Embedding | KerasSequential,
+    path: str | os.PathLike,
+    *,
+    h5_path: str | None = None,
 ) -> None:
     """Writes a ``.weights.h5`` file that ``keras.Model.load_weights`` reads.
 
@@ -762,7 +813,9 @@ def save_weights(
         model_name = "sequential"
     elif isinstance(model, KerasSequential):
         if h5_path is not None:
-            raise ValueError("`h5_path` applies to a lone Embedding; a KerasSequential writes Keras's own layout.")
+            raise ValueError(
+                "`h5_path` applies to a lone Embedding; a KerasSequential writes Keras's own layout."
+            )
         entries, counts = [], {}
         for layer in model.layers:
             if isinstance(layer, Activation) and layer.fused:
@@ -775,7 +828,9 @@ def save_weights(
             entries.append((f"layers/{name}", layer_name, _stored(layer)))
         model_name = model.name
     else:
-        raise TypeError(f"save_weights writes an Embedding or a KerasSequential. Received a {type(model).__name__}.")
+        raise TypeError(
+            f"save_weights writes an Embedding or a KerasSequential. Received a {type(model).__name__}."
+        )
 
     def write(h5: h5py.File) -> None:
         h5.create_group("vars").attrs["name"] = model_name

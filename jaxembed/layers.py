@@ -22,7 +22,12 @@ from jaxembed import ops, quant
 from jaxembed.config import EmbeddingSpec, parse_quantization_config
 
 __all__ = [
-    "Embedding", "FrozenParam", "QuantizedVariable", "ActivityLoss", "regularization_loss", "apply_constraints",
+    "Embedding",
+    "FrozenParam",
+    "QuantizedVariable",
+    "ActivityLoss",
+    "regularization_loss",
+    "apply_constraints",
 ]
 
 
@@ -295,12 +300,15 @@ class Embedding(nnx.Module):
             return
         weights = list(weights)
         if len(weights) != len(names):
-            raise ValueError(f"`set_weights` expects {len(names)} arrays ({', '.join(names)}). Received {len(weights)}.")
+            raise ValueError(
+                f"`set_weights` expects {len(names)} arrays ({', '.join(names)}). Received {len(weights)}."
+            )
         for name, value in zip(names, weights):
             variable = getattr(self, name)
             if np.shape(value) != variable.shape:
                 raise ValueError(
-                    f"`set_weights`: {name} must have shape {variable.shape}. Received shape {np.shape(value)}."
+                    f"`set_weights`: {name} must have shape {variable.shape}. "
+                    f"Received shape {np.shape(value)}."
                 )
         for name, value in zip(names, weights):
             variable = getattr(self, name)
@@ -383,7 +391,9 @@ class Embedding(nnx.Module):
             )
         quant.check_mode(mode)
         if mode == "int8" and block_size != quant.DEFAULT_INT4_BLOCK_SIZE:
-            raise ValueError(f"`block_size` applies to int4 only. Received: mode='int8', block_size={block_size!r}.")
+            raise ValueError(
+                f"`block_size` applies to int4 only. Received: mode='int8', block_size={block_size!r}."
+            )
         block_size = quant.check_block_size(block_size) if mode == "int4" else None
         if mode == "int8" and self.spec.dtype == jnp.float16:
             raise ValueError(
@@ -400,7 +410,9 @@ class Embedding(nnx.Module):
     def quantized_table(self) -> quant.QuantizedTable:
         """The stored int arrays as a :class:`jaxembed.quant.QuantizedTable` (quantized layers only)."""
         if self.spec.quantization_mode is None:
-            raise ValueError(f"Layer '{self.spec.name}' is not quantized; call quantize('int8' or 'int4') first.")
+            raise ValueError(
+                f"Layer '{self.spec.name}' is not quantized; call quantize('int8' or 'int4') first."
+            )
         zero = self.embeddings_zero[...] if hasattr(self, "embeddings_zero") else None
         return quant.QuantizedTable(self.embeddings[...], self.embeddings_scale[...], zero)
 

@@ -54,7 +54,8 @@ def check_rank(rank: Any) -> int:
             ok = False
     if not ok:
         raise ValueError(
-            f"The LoRA rank must be a positive integer. Received: rank={rank!r} (of type {type(rank).__name__})."
+            "The LoRA rank must be a positive integer. "
+            f"Received: rank={rank!r} (of type {type(rank).__name__})."
         )
     return rank
 
@@ -84,8 +85,13 @@ def scaling(rank: int, alpha: float) -> float:
 
 
 def init_factors(
-    key: jax.Array, input_dim: int, output_dim: int, rank: int, *,
-    a_initializer: Any = "he_uniform", b_initializer: Any = "zeros",
+    key: jax.Array,
+    input_dim: int,
+    output_dim: int,
+    rank: int,
+    *,
+    a_initializer: Any = "he_uniform",
+    b_initializer: Any = "zeros",
 ) -> tuple[jax.Array, jax.Array]:
     """Fresh float32 ``A`` ``(input_dim, rank)`` and ``B`` ``(rank, output_dim)``.
 
@@ -118,7 +124,12 @@ def merged_table(table: jax.Array, a: jax.Array, b: jax.Array, *, rank: int, alp
 
 
 def lookup_delta(
-    a: jax.Array, b: jax.Array, ids: jax.typing.ArrayLike, *, rank: int, alpha: float,
+    a: jax.Array,
+    b: jax.Array,
+    ids: jax.typing.ArrayLike,
+    *,
+    rank: int,
+    alpha: float,
     invalid_ids: ops.InvalidIds = "nan",
 ) -> jax.Array:
     """``(alpha / rank) * A[ids] @ B``: the LoRA part of a lookup, ``(*ids.shape, output_dim)``.

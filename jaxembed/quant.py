@@ -211,7 +211,9 @@ def quantize(
     # move some scales by one ulp away from Keras's.
     table = np.asarray(table, np.float32)
     if table.ndim != 2:
-        raise ValueError(f"A table to quantize must be 2-D (input_dim, output_dim). Received shape {table.shape}.")
+        raise ValueError(
+            f"A table to quantize must be 2-D (input_dim, output_dim). Received shape {table.shape}."
+        )
     if mode == "int8":
         values, scale = _abs_max(table, _INT8_RANGE)
         return QuantizedTable(jnp.asarray(values), jnp.asarray(scale))
@@ -224,8 +226,14 @@ def quantize(
 
 
 def _dequantize_rows(
-    values: jax.Array, scale: jax.Array, zero: jax.Array | None, *, mode: str, output_dim: int,
-    block_size: int | None, dtype: jnp.dtype,
+    values: jax.Array,
+    scale: jax.Array,
+    zero: jax.Array | None,
+    *,
+    mode: str,
+    output_dim: int,
+    block_size: int | None,
+    dtype: jnp.dtype,
 ) -> jax.Array:
     """Rows ``(..., output_dim)`` from gathered rows of the stored arrays."""
     if mode == "int4":
@@ -240,8 +248,12 @@ def _dequantize_rows(
 
 
 def dequantize(
-    table: QuantizedTable, *, mode: QuantizationMode, output_dim: int,
-    block_size: int | None = DEFAULT_INT4_BLOCK_SIZE, dtype: jnp.dtype = jnp.float32,
+    table: QuantizedTable,
+    *,
+    mode: QuantizationMode,
+    output_dim: int,
+    block_size: int | None = DEFAULT_INT4_BLOCK_SIZE,
+    dtype: jnp.dtype = jnp.float32,
 ) -> jax.Array:
     """The float ``(input_dim, output_dim)`` table that ``table`` stands for (``O(input_dim)``).
 
@@ -252,15 +264,25 @@ def dequantize(
     """
     block_size = check_block_size(block_size) if mode == "int4" else None
     return _dequantize_rows(
-        table.values, table.scale, table.zero, mode=check_mode(mode), output_dim=output_dim,
-        block_size=block_size, dtype=jnp.dtype(dtype),
+        table.values,
+        table.scale,
+        table.zero,
+        mode=check_mode(mode),
+        output_dim=output_dim,
+        block_size=block_size,
+        dtype=jnp.dtype(dtype),
     )
 
 
 def lookup(
-    table: QuantizedTable, ids: jax.typing.ArrayLike, *, mode: QuantizationMode,
-    output_dim: int | None = None, block_size: int | None = DEFAULT_INT4_BLOCK_SIZE,
-    dtype: jnp.dtype = jnp.float32, invalid_ids: ops.InvalidIds = "nan",
+    table: QuantizedTable,
+    ids: jax.typing.ArrayLike,
+    *,
+    mode: QuantizationMode,
+    output_dim: int | None = None,
+    block_size: int | None = DEFAULT_INT4_BLOCK_SIZE,
+    dtype: jnp.dtype = jnp.float32,
+    invalid_ids: ops.InvalidIds = "nan",
 ) -> jax.Array:
     """Dequantized rows ``(*ids.shape, output_dim)`` for ``ids``, touching only those rows.
 
@@ -290,7 +312,12 @@ def lookup(
     values = jnp.take(table.values, int_ids, axis=0)
     zero = None if table.zero is None else jnp.take(table.zero, int_ids, axis=0)
     return _dequantize_rows(
-        values, scale_rows, zero, mode=mode, output_dim=output_dim, block_size=block_size,
+        values,
+        scale_rows,
+        zero,
+        mode=mode,
+        output_dim=output_dim,
+        block_size=block_size,
         dtype=jnp.dtype(dtype),
     )
 

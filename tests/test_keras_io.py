@@ -49,12 +49,16 @@ def _text_model(kind="sequential", final="sigmoid"):
 
 
 def _flatten_model():
-    return _random_weights(keras.Sequential([
-        keras.Input((6,), dtype="int32"),
-        keras.layers.Embedding(12, 4),
-        keras.layers.Flatten(),
-        keras.layers.Dense(2, activation="softmax"),
-    ]))
+    return _random_weights(
+        keras.Sequential(
+            [
+                keras.Input((6,), dtype="int32"),
+                keras.layers.Embedding(12, 4),
+                keras.layers.Flatten(),
+                keras.layers.Dense(2, activation="softmax"),
+            ]
+        )
+    )
 
 
 # ------------------------------------------------------------ whole models
@@ -64,10 +68,18 @@ def test_keras_text_model_loads_whole_and_predicts_the_same(tmp_path, kind):
     model.save(tmp_path / "model.keras")
     ours = keras_io.load_model(tmp_path / "model.keras")
     assert [type(layer).__name__ for layer in ours.layers] == [
-        "Embedding", "GlobalAveragePooling1D", "Linear", "Activation", "Dropout", "Linear", "Activation"
+        "Embedding",
+        "GlobalAveragePooling1D",
+        "Linear",
+        "Activation",
+        "Dropout",
+        "Linear",
+        "Activation",
     ]
     ids = IDS[:2]  # Keras gives NaN for the all-padding row (0 / 0); see the next test
-    np.testing.assert_allclose(np.asarray(ours(ids)), np.asarray(model(ids, training=False)), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(ours(ids)), np.asarray(model(ids, training=False)), rtol=1e-6, atol=1e-6
+    )
     np.testing.assert_array_equal(
         np.asarray(ours.layers[0].embeddings[...]), model.get_layer("words").get_weights()[0]
     )
@@ -101,8 +113,12 @@ def test_model_written_here_loads_in_keras_and_predicts_the_same(tmp_path, kind)
     keras_io.save_weights(ours, tmp_path / "ours.weights.h5")
     fresh = _text_model(kind)
     fresh.load_weights(tmp_path / "ours.weights.h5")
-    np.testing.assert_allclose(np.asarray(fresh(IDS[:2], training=False)), np.asarray(ours(IDS[:2])), rtol=1e-6, atol=1e-6)
-    np.testing.assert_array_equal(fresh.get_layer("words").get_weights()[0], np.asarray(ours.layers[0].embeddings[...]))
+    np.testing.assert_allclose(
+        np.asarray(fresh(IDS[:2], training=False)), np.asarray(ours(IDS[:2])), rtol=1e-6, atol=1e-6
+    )
+    np.testing.assert_array_equal(
+        fresh.get_layer("words").get_weights()[0], np.asarray(ours.layers[0].embeddings[...])
+    )
 
 
 def test_dropout_follows_train_and_eval_mode(tmp_path):
@@ -146,22 +162,31 @@ def test_functional_model_with_several_embeddings(tmp_path):
 
     entries = keras_io.list_embeddings(tmp_path / "two.keras")
     assert [(e.name, e.path, e.shape) for e in entries] == [
-        ("tokens", "layers/embedding", (12, 4)), ("positions", "layers/embedding_1", (12, 4))
+        ("tokens", "layers/embedding", (12, 4)),
+        ("positions", "layers/embedding_1", (12, 4)),
     ]
     for path in ("two.keras", "two.weights.h5"):
         layer = keras_io.load_embedding(tmp_path / path, "positions")
-        np.testing.assert_array_equal(np.asarray(layer.embeddings[...]), model.get_layer("positions").get_weights()[0])
+        np.testing.assert_array_equal(
+            np.asarray(layer.embeddings[...]), model.get_layer("positions").get_weights()[0]
+        )
         np.testing.assert_array_equal(np.asarray(layer(IDS)), np.asarray(model.get_layer("positions")(IDS)))
         assert layer.name == "positions"
     assert keras_io.load_embedding(tmp_path / "two.keras", "positions").mask_zero is True  # from config.json
     by_path = keras_io.load_embedding(tmp_path / "two.weights.h5", h5_path="layers/embedding/vars")
-    np.testing.assert_array_equal(np.asarray(by_path.embeddings[...]), model.get_layer("tokens").get_weights()[0])
+    np.testing.assert_array_equal(
+        np.asarray(by_path.embeddings[...]), model.get_layer("tokens").get_weights()[0]
+    )
 
-    with pytest.raises(KeyError, match=r"no Embedding layer named 'nope'. Embedding layers: tokens .*positions"):
+    with pytest.raises(
+        KeyError, match=r"no Embedding layer named 'nope'. Embedding layers: tokens .*positions"
+    ):
         keras_io.load_embedding(tmp_path / "two.keras", "nope")
     with pytest.raises(ValueError, match="has 2 Embedding layers; pass name= or h5_path="):
         keras_io.load_embedding(tmp_path / "two.keras")
-    with pytest.raises(KeyError, match=r"no layer variables at 'layers/lstm'. Paths with variables: \['layers/dense'"):
+    with pytest.raises(
+        KeyError, match=r"no layer variables at 'layers/lstm'. Paths with variables: \['layers/dense'"
+    ):
         keras_io.load_embedding(tmp_path / "two.weights.h5", h5_path="layers/lstm")
 
 
@@ -186,7 +211,9 @@ def test_subclassed_model_layouts(tmp_path):
         assert "alpha_table/vars/0" in h5  # attribute name
     by_attribute = keras_io.load_embedding(tmp_path / "sub.weights.h5", h5_path="alpha_table")
     by_name = keras_io.load_embedding(tmp_path / "sub.weights.h5", "alpha")
-    np.testing.assert_array_equal(np.asarray(by_attribute.embeddings[...]), model.alpha_table.get_weights()[0])
+    np.testing.assert_array_equal(
+        np.asarray(by_attribute.embeddings[...]), model.alpha_table.get_weights()[0]
+    )
     np.testing.assert_array_equal(np.asarray(by_name.embeddings[...]), model.alpha_table.get_weights()[0])
     auto = [e for e in keras_io.list_embeddings(tmp_path / "sub.weights.h5") if e.name != "alpha"]
     assert len(auto) == 1 and auto[0].shape == (7, 2)
@@ -195,7 +222,9 @@ def test_subclassed_model_layouts(tmp_path):
 
 
 def test_nested_model_paths(tmp_path):
-    inner = keras.Sequential([keras.Input((6,), dtype="int32"), keras.layers.Embedding(12, 3, name="inner_words")])
+    inner = keras.Sequential(
+        [keras.Input((6,), dtype="int32"), keras.layers.Embedding(12, 3, name="inner_words")]
+    )
     inputs = keras.Input((6,), dtype="int32")
     outer = _random_weights(keras.Model(inputs, keras.layers.Flatten()(inner(inputs))))
     outer.save(tmp_path / "nested.keras")
@@ -206,14 +235,18 @@ def test_nested_model_paths(tmp_path):
 
 
 def test_bfloat16_tables_round_trip(tmp_path):
-    model = keras.Sequential([keras.Input((6,), dtype="int32"), keras.layers.Embedding(12, 4, dtype="bfloat16")])
+    model = keras.Sequential(
+        [keras.Input((6,), dtype="int32"), keras.layers.Embedding(12, 4, dtype="bfloat16")]
+    )
     _random_weights(model)
     model.save(tmp_path / "bf16.keras")
     model.save_weights(tmp_path / "bf16.weights.h5")
     for name in ("bf16.keras", "bf16.weights.h5"):
         layer = keras_io.load_embedding(tmp_path / name)
         assert layer.embeddings.dtype == jnp.bfloat16 and layer.dtype == jnp.bfloat16
-        np.testing.assert_array_equal(np.asarray(layer.embeddings[...]), np.asarray(model.layers[0].embeddings))
+        np.testing.assert_array_equal(
+            np.asarray(layer.embeddings[...]), np.asarray(model.layers[0].embeddings)
+        )
         np.testing.assert_array_equal(np.asarray(layer(IDS)), np.asarray(model(IDS)))
     layer.embeddings[...] = layer.embeddings[...] + 1
     keras_io.save_weights(layer, tmp_path / "ours.weights.h5")
@@ -229,9 +262,13 @@ QUANTIZED = [
 ]
 
 
-@pytest.mark.parametrize(("mode", "config", "ours_kwargs"), QUANTIZED, ids=["int8", "int4", "int4-2", "int4-pc"])
+@pytest.mark.parametrize(
+    ("mode", "config", "ours_kwargs"), QUANTIZED, ids=["int8", "int4", "int4-2", "int4-pc"]
+)
 def test_quantized_files_load_and_write_back(tmp_path, mode, config, ours_kwargs):
-    model = _random_weights(keras.Sequential([keras.Input((6,), dtype="int32"), keras.layers.Embedding(12, 5)]))
+    model = _random_weights(
+        keras.Sequential([keras.Input((6,), dtype="int32"), keras.layers.Embedding(12, 5)])
+    )
     model.layers[0].quantize(mode, config=config)
     model.save(tmp_path / "q.keras")
     model.save_weights(tmp_path / "q.weights.h5")
@@ -243,7 +280,9 @@ def test_quantized_files_load_and_write_back(tmp_path, mode, config, ours_kwargs
     if layer.spec.quantization_block_size is None:
         with pytest.raises(ValueError, match="Pass config=\\{'output_dim': ...\\}"):
             keras_io.load_embedding(tmp_path / "q.weights.h5")
-    from_weights = keras_io.load_embedding(tmp_path / "q.weights.h5", config={"input_dim": 12, "output_dim": 5})
+    from_weights = keras_io.load_embedding(
+        tmp_path / "q.weights.h5", config={"input_dim": 12, "output_dim": 5}
+    )
     np.testing.assert_array_equal(np.asarray(from_weights(IDS)), expected)
 
     ours = jaxembed.Embedding(12, 5, weights=np.random.default_rng(3).normal(size=(12, 5)))
@@ -266,14 +305,18 @@ def test_lora_layers_save_merged_like_keras(tmp_path):
     np.testing.assert_allclose(np.asarray(plain(IDS)), np.asarray(ours(IDS)), rtol=1e-6, atol=1e-6)
 
     # Keras writes the same merged table for the same LoRA state.
-    keras_model = keras.Sequential([keras.Input((6,), dtype="int32"), keras.layers.Embedding(12, 5, weights=table)])
+    keras_model = keras.Sequential(
+        [keras.Input((6,), dtype="int32"), keras.layers.Embedding(12, 5, weights=table)]
+    )
     keras_model.layers[0].enable_lora(2, lora_alpha=4)
     keras_model.layers[0].lora_embeddings_a.assign(a)
     keras_model.layers[0].lora_embeddings_b.assign(b)
     keras_model.save(tmp_path / "keras_lora.keras")
     loaded = keras_io.load_embedding(tmp_path / "keras_lora.keras")
     assert loaded.lora_enabled and loaded.lora_rank == 2
-    np.testing.assert_array_equal(np.asarray(loaded.lora_embeddings_b[...]), 0)  # zeroed on load, as Keras does
+    np.testing.assert_array_equal(
+        np.asarray(loaded.lora_embeddings_b[...]), 0
+    )  # zeroed on load, as Keras does
     with h5py.File(tmp_path / "lora.weights.h5") as ours_file:
         ours_table = ours_file["layers/embedding/vars/0"][()]
     np.testing.assert_allclose(ours_table, np.asarray(loaded.embeddings[...]), rtol=1e-6, atol=1e-6)
@@ -282,7 +325,9 @@ def test_lora_layers_save_merged_like_keras(tmp_path):
 def test_lora_on_quantized_saves_requantized_like_keras(tmp_path):
     rng = np.random.default_rng(1)
     table, a, b = rng.normal(size=(12, 5)), rng.normal(size=(12, 2)), rng.normal(size=(2, 5))
-    keras_model = keras.Sequential([keras.Input((6,), dtype="int32"), keras.layers.Embedding(12, 5, weights=table)])
+    keras_model = keras.Sequential(
+        [keras.Input((6,), dtype="int32"), keras.layers.Embedding(12, 5, weights=table)]
+    )
     keras_model.layers[0].quantize("int8")
     keras_model.layers[0].enable_lora(2)
     keras_model.layers[0].lora_embeddings_a.assign(a)
@@ -295,8 +340,12 @@ def test_lora_on_quantized_saves_requantized_like_keras(tmp_path):
     ours.lora_embeddings_b[...] = b
     keras_io.save_weights(ours, tmp_path / "ours.weights.h5")
     with h5py.File(tmp_path / "keras.weights.h5") as theirs, h5py.File(tmp_path / "ours.weights.h5") as mine:
-        np.testing.assert_array_equal(mine["layers/embedding/vars/0"][()], theirs["layers/embedding/vars/0"][()])
-        np.testing.assert_allclose(mine["layers/embedding/vars/1"][()], theirs["layers/embedding/vars/1"][()], rtol=1e-6)
+        np.testing.assert_array_equal(
+            mine["layers/embedding/vars/0"][()], theirs["layers/embedding/vars/0"][()]
+        )
+        np.testing.assert_allclose(
+            mine["layers/embedding/vars/1"][()], theirs["layers/embedding/vars/1"][()], rtol=1e-6
+        )
 
 
 def test_live_keras_layers_convert_exactly():
@@ -314,9 +363,13 @@ def test_live_keras_layers_convert_exactly():
 
     quantized = keras.layers.Embedding(12, 5, weights=rng.normal(size=(12, 5)))
     quantized.quantize("int4")
-    np.testing.assert_array_equal(np.asarray(keras_io.from_keras_layer(quantized)(IDS)), np.asarray(quantized(IDS)))
+    np.testing.assert_array_equal(
+        np.asarray(keras_io.from_keras_layer(quantized)(IDS)), np.asarray(quantized(IDS))
+    )
 
-    with pytest.raises(TypeError, match="Expected a keras.layers.Embedding. Received an object of type Dense"):
+    with pytest.raises(
+        TypeError, match="Expected a keras.layers.Embedding. Received an object of type Dense"
+    ):
         keras_io.from_keras_layer(keras.layers.Dense(2))
     with pytest.raises(ValueError, match="not built yet"):
         keras_io.from_keras_layer(keras.layers.Embedding(3, 2))
@@ -343,8 +396,12 @@ def test_bad_files_give_clear_errors(tmp_path):
         other.writestr("readme.txt", "hello")
     with pytest.raises(ValueError, match="not a .keras file: it has no 'model.weights.h5'"):
         keras_io.load_embedding(tmp_path / "other.zip")
-    with pytest.raises(ValueError, match=r"config says input_dim=12, output_dim=9 but .* hold a \(12, 5\) table"):
-        keras_io.load_embedding(tmp_path / "good.weights.h5", "words", config={"input_dim": 12, "output_dim": 9})
+    with pytest.raises(
+        ValueError, match=r"config says input_dim=12, output_dim=9 but .* hold a \(12, 5\) table"
+    ):
+        keras_io.load_embedding(
+            tmp_path / "good.weights.h5", "words", config={"input_dim": 12, "output_dim": 9}
+        )
     with pytest.raises(ValueError, match="load_model needs a .keras archive"):
         keras_io.load_model(tmp_path / "good.weights.h5")
 
@@ -399,10 +456,13 @@ def test_readers_do_not_import_keras(tmp_path):
         layer = keras_io.load_embedding({str(tmp_path / "model.keras")!r})
         keras_io.save_weights(model, {str(tmp_path / "again.weights.h5")!r})
         print(model(np.array([[3, 7, 1, 0, 0, 0]])).shape, layer.name)
-        assert not any(name == "keras" or name.startswith("keras.") for name in sys.modules if sys.modules[name])
+        loaded = [name for name, module in sys.modules.items() if module is not None]
+        assert not any(name == "keras" or name.startswith("keras.") for name in loaded)
         """
     )
     env = dict(os.environ, PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu")
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300
+    )
     assert result.returncode == 0, result.stderr
     assert "(1, 3) words" in result.stdout

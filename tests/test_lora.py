@@ -150,5 +150,7 @@ def test_get_and_set_weights_with_lora():
     other = jaxembed.Embedding(3, 2, lora_rank=2, lora_alpha=3, rngs=5)
     other.set_weights(weights)
     np.testing.assert_array_equal(np.asarray(other(np.arange(3))), np.asarray(layer(np.arange(3))))
-    with pytest.raises(ValueError, match=r"expects 3 arrays \(embeddings, lora_embeddings_a, lora_embeddings_b\)"):
+    with pytest.raises(
+        ValueError, match=r"expects 3 arrays \(embeddings, lora_embeddings_a, lora_embeddings_b\)"
+    ):
         other.set_weights(weights[:1])

@@ -12,7 +12,8 @@ import jaxembed
 from jaxembed import quant
 
 keras = pytest.importorskip("keras", reason="the differential tests need keras (KERAS_BACKEND=jax)")
-from keras.quantizers import Int4QuantizationConfig, pack_int4 as keras_pack_int4  # noqa: E402
+from keras.quantizers import Int4QuantizationConfig  # noqa: E402
+from keras.quantizers import pack_int4 as keras_pack_int4  # noqa: E402
 
 # (mode, jaxembed block_size, Keras quantize config)
 MODES = [
@@ -38,7 +39,9 @@ def _table(shape, seed=0):
 @settings(max_examples=30, deadline=None)
 @given(st.integers(1, 6), st.integers(1, 9), st.data())
 def test_pack_int4_matches_keras_and_round_trips(rows, cols, data):
-    values = np.array(data.draw(st.lists(st.integers(-8, 7), min_size=rows * cols, max_size=rows * cols)), np.int8)
+    values = np.array(
+        data.draw(st.lists(st.integers(-8, 7), min_size=rows * cols, max_size=rows * cols)), np.int8
+    )
     values = values.reshape(rows, cols)
     packed = quant.pack_int4(values)
     np.testing.assert_array_equal(np.asarray(packed), np.asarray(keras_pack_int4(values, axis=-1)[0]))
@@ -52,7 +55,9 @@ def test_quantized_arrays_and_lookups_equal_keras(shape, mode, block_size, confi
     keras_layer = _keras_quantized(table, mode, config)
     q = quant.quantize(table, mode, block_size=block_size)
     np.testing.assert_array_equal(np.asarray(q.values), np.asarray(keras_layer._embeddings))
-    np.testing.assert_array_equal(np.asarray(q.scale).ravel(), np.asarray(keras_layer.embeddings_scale).ravel())
+    np.testing.assert_array_equal(
+        np.asarray(q.scale).ravel(), np.asarray(keras_layer.embeddings_scale).ravel()
+    )
     if q.zero is None:
         assert not hasattr(keras_layer, "embeddings_zero")
     else:
@@ -143,10 +148,15 @@ def test_lora_on_a_quantized_table_matches_keras():
 
 def test_quantize_errors_match_keras():
     layer = jaxembed.Embedding(10, 4, rngs=0)
-    with pytest.raises(ValueError, match=r"Invalid quantization mode. Expected one of \('int8', 'int4'\). Received: mode='int3'"):
+    with pytest.raises(
+        ValueError,
+        match=r"Invalid quantization mode. Expected one of \('int8', 'int4'\). Received: mode='int3'",
+    ):
         layer.quantize("int3")
     layer.quantize("int8")
-    with pytest.raises(ValueError, match="Layer 'embedding' is already quantized with dtype_policy='int8_from_float32'"):
+    with pytest.raises(
+        ValueError, match="Layer 'embedding' is already quantized with dtype_policy='int8_from_float32'"
+    ):
         layer.quantize("int8")
     with pytest.raises(ValueError, match="`block_size` applies to int4 only"):
         jaxembed.Embedding(10, 4, rngs=0).quantize("int8", block_size=64)
@@ -158,7 +168,9 @@ def test_quantize_errors_match_keras():
         jaxembed.Embedding(10, 4, rngs=0).quantized_table()
 
 
-@pytest.mark.parametrize(("mode", "block_size", "config"), MODES[:2] + MODES[-1:], ids=["int8", "int4-128", "int4-pc"])
+@pytest.mark.parametrize(
+    ("mode", "block_size", "config"), MODES[:2] + MODES[-1:], ids=["int8", "int4-128", "int4-pc"]
+)
 def test_quantized_config_matches_keras_and_round_trips(mode, block_size, config):
     keras_layer = keras.layers.Embedding(10, 4, name="words")
     keras_layer.build()
@@ -168,7 +180,9 @@ def test_quantized_config_matches_keras_and_round_trips(mode, block_size, config
     keras_config = keras_layer.get_config()
     our_config = ours.get_config()
     assert our_config["dtype"] == keras_config["dtype"]
-    assert our_config["quantization_config"]["class_name"] == keras_config["quantization_config"]["class_name"]
+    assert (
+        our_config["quantization_config"]["class_name"] == keras_config["quantization_config"]["class_name"]
+    )
     rebuilt = jaxembed.Embedding.from_config(keras_config, rngs=0)
     assert rebuilt.quantization_mode == mode
     assert rebuilt.spec.quantization_block_size == (None if mode == "int8" else block_size)
