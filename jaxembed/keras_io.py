@@ -295,6 +295,15 @@ def list_embeddings(path: str | os.PathLike) -> list[EmbeddingEntry]:
     Raises:
         FileNotFoundError: if ``path`` does not exist.
         ValueError: if it is not a readable Keras file.
+
+    Examples:
+        >>> import tempfile, os
+        >>> path = os.path.join(tempfile.mkdtemp(), "q.weights.h5")
+        >>> table = jaxembed.Embedding(300, 16, rngs=0)
+        >>> table.quantize("int4")
+        >>> save_weights(table, path)
+        >>> list_embeddings(path)[0].quantization
+        'int4'
     """
     with _open(path) as keras_file:
         return _entries(keras_file)[0]
@@ -478,6 +487,13 @@ def from_keras_layer(keras_layer: Any, *, rngs: Any = 0, **overrides: Any) -> Em
 
     Raises:
         TypeError: for an object that is not a built Keras Embedding layer.
+
+    Examples:
+        >>> import keras
+        >>> keras_layer = keras.layers.Embedding(3, 2, mask_zero=True, weights=np.eye(3, 2))
+        >>> layer = from_keras_layer(keras_layer)
+        >>> layer(jnp.array([1])).tolist(), layer.mask_zero
+        ([[0.0, 1.0]], True)
     """
     if type(keras_layer).__name__ != "Embedding" or not hasattr(keras_layer, "get_config"):
         raise TypeError(
@@ -803,6 +819,17 @@ def save_weights(
     Raises:
         ValueError: if ``path`` does not end in ``.weights.h5`` (Keras requires it).
         TypeError: for another kind of model.
+
+    Examples:
+        >>> import tempfile, os, h5py
+        >>> model = KerasSequential([
+        ...     jaxembed.Embedding(10, 4, rngs=0), jaxembed.Flatten(), nnx.Linear(12, 1, rngs=nnx.Rngs(0))
+        ... ])
+        >>> path = os.path.join(tempfile.mkdtemp(), "model.weights.h5")
+        >>> save_weights(model, path)
+        >>> with h5py.File(path) as h5:
+        ...     print(sorted(h5["layers"]), h5["layers/dense/vars/0"].shape)
+        ['dense', 'embedding', 'flatten'] (12, 1)
     """
     path = os.fspath(path)
     if not path.endswith(".weights.h5"):

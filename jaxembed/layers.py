@@ -420,6 +420,12 @@ class Embedding(nnx.Module):
         """The float ``(input_dim, output_dim)`` table the layer looks up: dequantized, LoRA merged.
 
         ``O(input_dim)``; for export and inspection (lookups never build it).
+
+        Examples:
+            >>> layer = Embedding(2, 2, weights=jnp.array([[1.0, -1.0], [0.5, 0.25]]))
+            >>> layer.quantize("int8")
+            >>> [[round(v, 3) for v in row] for row in layer.effective_table().tolist()]
+            [[1.0, -1.0], [0.5, 0.248]]
         """
         spec = self.spec
         if spec.quantization_mode is not None:

@@ -36,7 +36,7 @@ def _table(shape, seed=0):
     return np.random.default_rng(seed).normal(size=shape).astype(np.float32)
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=12, deadline=None)
 @given(st.integers(1, 6), st.integers(1, 9), st.data())
 def test_pack_int4_matches_keras_and_round_trips(rows, cols, data):
     values = np.array(
