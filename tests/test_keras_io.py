@@ -339,6 +339,11 @@ def test_lora_on_quantized_saves_requantized_like_keras(tmp_path):
     ours.lora_embeddings_a[...] = a
     ours.lora_embeddings_b[...] = b
     keras_io.save_weights(ours, tmp_path / "ours.weights.h5")
+    keras_model.save(tmp_path / "keras.keras")
+    reloaded_by_keras = keras.saving.load_model(tmp_path / "keras.keras")
+    loaded = keras_io.load_embedding(tmp_path / "keras.keras")
+    assert loaded.quantization_mode == "int8" and loaded.lora_enabled
+    np.testing.assert_array_equal(np.asarray(loaded(IDS)), np.asarray(reloaded_by_keras(IDS)))
     with h5py.File(tmp_path / "keras.weights.h5") as theirs, h5py.File(tmp_path / "ours.weights.h5") as mine:
         np.testing.assert_array_equal(
             mine["layers/embedding/vars/0"][()], theirs["layers/embedding/vars/0"][()]
