@@ -434,6 +434,8 @@ def _embedding_from(
     for key, value in overrides.items():
         config[key] = value
     arguments = _embedding_arguments(config)
+    if kind is None and "weights" not in arguments:
+        arguments["weights"] = arrays[0]  # a plain table: no initializer draw to throw away
     layer = Embedding(**arguments, rngs=rngs)
     _assign_stored(layer, arrays, where)
     return layer
