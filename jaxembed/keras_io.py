@@ -71,6 +71,7 @@ __all__ = [
     "load_model",
     "from_keras_layer",
     "save_weights",
+    "save_model",
 ]
 
 _WEIGHTS_IN_ARCHIVE = "model.weights.h5"
@@ -787,13 +788,13 @@ def _write_dataset(group: h5py.Group, key: str, array: np.ndarray) -> None:
         group.create_dataset(key, data=array)
 
 
-def _atomic_write(path: str, write: Callable[[h5py.File], None]) -> None:
+def _atomic_write(path: str, write: Callable[[str], None]) -> None:
+    """Calls ``write(temporary_path)`` next to ``path``, then renames the result onto ``path``."""
     directory = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=".weights.h5", dir=directory)
+    handle, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=directory)
     os.close(handle)
     try:
-        with h5py.File(temporary, "w") as h5:
-            write(h5)
+        write(temporary)
         os.replace(temporary, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -845,28 +846,151 @@ def save_weights(
             raise ValueError(
                 "`h5_path` applies to a lone Embedding; a KerasSequential writes Keras's own layout."
             )
-        entries, counts = [], {}
-        for layer in model.layers:
-            if isinstance(layer, Activation) and layer.fused:
-                continue
-            snake = _snake_case(_keras_class(layer))
-            index = counts.get(snake, 0)
-            counts[snake] = index + 1
-            name = snake + (f"_{index}" if index else "")
-            layer_name = layer.spec.name if isinstance(layer, Embedding) else name
-            entries.append((f"layers/{name}", layer_name, _stored(layer)))
+        entries = [(e.path, e.name, _stored(e.layer)) for e in _sequential_layout(model)]
         model_name = model.name
     else:
         raise TypeError(
             f"save_weights writes an Embedding or a KerasSequential. Received a {type(model).__name__}."
         )
+    _atomic_write(path, lambda temporary: _write_weights(temporary, model_name, entries))
 
-    def write(h5: h5py.File) -> None:
+
+def _write_weights(target: str | io.BytesIO, model_name: str, entries: list[tuple[str, str, list]]) -> None:
+    with h5py.File(target, "w") as h5:
         h5.create_group("vars").attrs["name"] = model_name
         for layer_path, layer_name, arrays in entries:
             group = h5.create_group(f"{layer_path}/vars")
             group.attrs["name"] = layer_name
             for index, array in enumerate(arrays):
                 _write_dataset(group, str(index), array)
+
+
+@dataclasses.dataclass(frozen=True)
+class _KerasLayer:
+    layer: nnx.Module
+    path: str  # layers/<snake>[_n]
+    name: str  # Keras layer name
+    activation: str  # a Dense layer's activation (a fused Activation after it)
+
+
+def _sequential_layout(model: KerasSequential) -> list[_KerasLayer]:
+    """The Keras layers a KerasSequential stands for, with Sequential's HDF5 paths."""
+    found, counts = [], {}
+    layers = list(model.layers)
+    for position, layer in enumerate(layers):
+        if isinstance(layer, Activation) and layer.fused:
+            continue
+        snake = _snake_case(_keras_class(layer))
+        index = counts.get(snake, 0)
+        counts[snake] = index + 1
+        path_name = snake + (f"_{index}" if index else "")
+        name = layer.spec.name if isinstance(layer, Embedding) else path_name
+        following = layers[position + 1] if position + 1 < len(layers) else None
+        activation = "linear"
+        if isinstance(layer, nnx.Linear) and isinstance(following, Activation) and following.fused:
+            activation = following.name
+        found.append(_KerasLayer(layer, f"layers/{path_name}", name, activation))
+    return found
+
+
+_FLOAT32_POLICY = {
+    "module": "keras",
+    "class_name": "DTypePolicy",
+    "config": {"name": "float32"},
+    "registered_name": None,
+}
+_JAXEMBED_ONLY_KEYS = ("input_length", "lookup", "invalid_ids", "param_dtype")
+
+
+def _keras_layer_config(entry: _KerasLayer) -> dict[str, Any]:
+    layer = entry.layer
+    common = {"name": entry.name, "trainable": True, "dtype": _FLOAT32_POLICY}
+    if isinstance(layer, Embedding):
+        config = {k: v for k, v in layer.get_config().items() if k not in _JAXEMBED_ONLY_KEYS}
+        if not all(isinstance(v, (dict, list, str, int, float, bool, type(None))) for v in config.values()):
+            raise ValueError(f"Embedding {entry.name!r} has a custom (non-Keras) callable in its config.")
+    elif isinstance(layer, nnx.Linear):
+        config = common | {
+            "units": layer.out_features,
+            "activation": entry.activation,
+            "use_bias": layer.bias is not None,
+        }
+    elif isinstance(layer, nnx.Dropout):
+        config = common | {"rate": float(layer.rate), "seed": None, "noise_shape": None}
+    elif isinstance(layer, GlobalAveragePooling1D):
+        config = common | {"data_format": "channels_last", "keepdims": bool(layer.keepdims)}
+    elif isinstance(layer, Flatten):
+        config = common | {"data_format": "channels_last"}
+    else:  # a standalone Activation layer
+        config = common | {"activation": layer.name}
+    return {
+        "module": "keras.layers",
+        "class_name": _keras_class(layer),
+        "config": config,
+        "registered_name": None,
+    }
+
+
+def save_model(model: KerasSequential, path: str | os.PathLike, *, input_length: int | None = None) -> None:
+    """Writes a ``.keras`` archive that ``keras.saving.load_model`` opens as a Sequential model.
+
+    The archive holds ``config.json`` (an ``InputLayer`` of int32 ids of length
+    ``input_length`` -- required when a Flatten needs it -- then each layer's
+    Keras config), ``metadata.json`` and ``model.weights.h5`` (as
+    :func:`save_weights`). It is written to a temporary file and renamed.
+
+    Raises:
+        ValueError: if ``path`` does not end in ``.keras``.
+        TypeError: for a model that is not a :class:`KerasSequential`.
+
+    Examples:
+        >>> import tempfile, os
+        >>> model = KerasSequential([jaxembed.Embedding(10, 4, rngs=0), jaxembed.GlobalAveragePooling1D()])
+        >>> path = os.path.join(tempfile.mkdtemp(), "model.keras")
+        >>> save_model(model, path)
+        >>> [type(layer).__name__ for layer in load_model(path).layers]
+        ['Embedding', 'GlobalAveragePooling1D']
+    """
+    path = os.fspath(path)
+    if not path.endswith(".keras"):
+        raise ValueError(f"The file name must end in `.keras`. Received: {path!r}.")
+    if not isinstance(model, KerasSequential):
+        raise TypeError(f"save_model writes a KerasSequential. Received a {type(model).__name__}.")
+    layout = _sequential_layout(model)
+    batch_shape = [None, input_length]
+    input_layer = {
+        "module": "keras.layers",
+        "class_name": "InputLayer",
+        "registered_name": None,
+        "config": {
+            "batch_shape": batch_shape,
+            "dtype": "int32",
+            "sparse": False,
+            "ragged": False,
+            "name": "input_layer",
+        },
+    }
+    config = {
+        "module": "keras",
+        "class_name": "Sequential",
+        "registered_name": None,
+        "config": {
+            "name": model.name,
+            "trainable": True,
+            "dtype": _FLOAT32_POLICY,
+            "layers": [input_layer, *(_keras_layer_config(entry) for entry in layout)],
+        },
+        "build_config": {"input_shape": batch_shape},
+        "compile_config": None,
+    }
+    entries = [(e.path, e.name, _stored(e.layer)) for e in layout]
+    weights = io.BytesIO()
+    _write_weights(weights, model.name, entries)
+
+    def write(temporary: str) -> None:
+        with zipfile.ZipFile(temporary, "w", compression=zipfile.ZIP_STORED) as archive:
+            archive.writestr("metadata.json", json.dumps({"saved_by": "jaxembed"}))
+            archive.writestr("config.json", json.dumps(config))
+            archive.writestr(_WEIGHTS_IN_ARCHIVE, weights.getvalue())
 
     _atomic_write(path, write)

@@ -471,3 +471,38 @@ def test_readers_do_not_import_keras(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert "(1, 3) words" in result.stdout
+
+
+@pytest.mark.parametrize("make", [_text_model, _flatten_model], ids=["pooled", "flatten"])
+def test_keras_archive_written_here_opens_in_keras(tmp_path, make):
+    source = make()
+    source.save(tmp_path / "source.keras")
+    ours = keras_io.load_model(tmp_path / "source.keras")
+    ours.layers[0].embeddings[...] = ours.layers[0].embeddings[...] + 0.5  # trained in JAX, say
+    keras_io.save_model(ours, tmp_path / "ours.keras", input_length=6)
+    reloaded = keras.saving.load_model(tmp_path / "ours.keras")
+    assert [layer.__class__.__name__ for layer in reloaded.layers] == [
+        layer.__class__.__name__ for layer in source.layers
+    ]
+    ids = IDS[:2]
+    np.testing.assert_allclose(
+        np.asarray(reloaded(ids, training=False)), np.asarray(ours(ids)), rtol=1e-6, atol=1e-6
+    )
+    again = keras_io.load_model(tmp_path / "ours.keras")
+    np.testing.assert_array_equal(np.asarray(again(ids)), np.asarray(ours(ids)))
+    with pytest.raises(ValueError, match="must end in `.keras`"):
+        keras_io.save_model(ours, tmp_path / "ours.zip")
+
+
+def test_keras_archive_keeps_lora_and_quantization(tmp_path):
+    embedding = jaxembed.Embedding(12, 5, mask_zero=True, name="words", rngs=0)
+    embedding.quantize("int4", block_size=2)
+    model = keras_io.KerasSequential(
+        [embedding, jaxembed.GlobalAveragePooling1D(), nnx.Linear(5, 2, rngs=nnx.Rngs(0))]
+    )
+    keras_io.save_model(model, tmp_path / "q.keras")
+    reloaded = keras.saving.load_model(tmp_path / "q.keras")
+    assert reloaded.get_layer("words").quantization_mode == "int4"
+    np.testing.assert_allclose(
+        np.asarray(reloaded(IDS[:2])), np.asarray(model(IDS[:2])), rtol=1e-6, atol=1e-6
+    )
