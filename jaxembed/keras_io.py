@@ -20,7 +20,8 @@ bfloat16 tables are 2-byte opaque datasets with a ``dtype="bfloat16"`` attribute
 
 This module reads those files with ``h5py``, ``zipfile`` and ``json`` only
 (Keras is never imported), and writes ``.weights.h5`` files that
-``keras.Model.load_weights`` reads. :class:`KerasSequential` is the small
+``keras.Model.load_weights`` reads and ``.keras`` archives that
+``keras.saving.load_model`` opens. :class:`KerasSequential` is the small
 Flax NNX container a Sequential/Functional text model loads into.
 
 Examples:
