@@ -9,6 +9,8 @@ The public API, layered bottom-up:
   (Flax Linen) -- thin modules over the ops;
 * :mod:`jaxembed.train` -- jitted train/eval steps on optax, ``fit``, callbacks;
   :mod:`jaxembed.checkpoint` -- atomic, checked checkpoints of any pytree.
+* :mod:`jaxembed.lora`, :mod:`jaxembed.quant` -- Keras 3's LoRA and int8/int4 tables;
+  :mod:`jaxembed.keras_io` (imported on demand; needs h5py) -- Keras files without Keras.
 
 Examples:
     >>> import jax.numpy as jnp
@@ -20,11 +22,17 @@ Examples:
 
 from importlib.metadata import PackageNotFoundError, version
 
-from jaxembed import constraints, initializers, ops, regularizers
-from jaxembed.pooling import Flatten, GlobalAveragePooling1D
+from jaxembed import checkpoint, constraints, initializers, lora, ops, quant, regularizers, train
 from jaxembed.config import EmbeddingSpec
-from jaxembed.layers import ActivityLoss, Embedding, FrozenParam, apply_constraints, regularization_loss
-from jaxembed import checkpoint, train
+from jaxembed.pooling import Flatten, GlobalAveragePooling1D
+from jaxembed.layers import (
+    ActivityLoss,
+    Embedding,
+    FrozenParam,
+    QuantizedVariable,
+    apply_constraints,
+    regularization_loss,
+)
 
 try:
     __version__ = version("jaxembed")
@@ -34,6 +42,7 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 __all__ = [
     "Embedding",
     "FrozenParam",
+    "QuantizedVariable",
     "ActivityLoss",
     "EmbeddingSpec",
     "apply_constraints",
@@ -46,5 +55,7 @@ __all__ = [
     "constraints",
     "train",
     "checkpoint",
+    "lora",
+    "quant",
     "__version__",
 ]

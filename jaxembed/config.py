@@ -28,7 +28,7 @@ import numpy as np
 
 from jaxembed import constraints, initializers, ops, regularizers
 
-__all__ = ["EmbeddingSpec", "parse_dtype"]
+__all__ = ["EmbeddingSpec", "parse_dtype", "parse_quantization_config"]
 
 _DEFAULT_NAME = "embedding"
 _MIXED_POLICIES = {"mixed_float16": "float16", "mixed_bfloat16": "bfloat16"}
@@ -137,6 +137,11 @@ class EmbeddingSpec:
     param_dtype: jnp.dtype
     lookup: str
     invalid_ids: str
+    # LoRA and quantization (Keras 3); set by ``Embedding.enable_lora`` / ``Embedding.quantize``.
+    lora_rank: int | None = None
+    lora_alpha: float | None = None
+    quantization_mode: str | None = None
+    quantization_block_size: int | None = None
 
     @classmethod
     def create(
@@ -298,6 +303,13 @@ class EmbeddingSpec:
             "mask_zero": self.mask_zero,
             "quantization_config": None,
         }
+        if self.quantization_mode is not None:
+            mode, block_size = self.quantization_mode, self.quantization_block_size
+            config["dtype"] = _quantized_policy(mode, block_size, config["dtype"])
+            config["quantization_config"] = _quantization_config(mode, block_size)
+        if self.lora_rank is not None:
+            config["lora_rank"] = self.lora_rank
+            config["lora_alpha"] = self.lora_alpha
         if self.input_length is not None:
             length = self.input_length
             config["input_length"] = length[0] if len(length) == 1 else list(length)
@@ -305,21 +317,41 @@ class EmbeddingSpec:
             config["lookup"] = self.lookup
         if self.invalid_ids != "nan":
             config["invalid_ids"] = self.invalid_ids
-        _, policy_variable = parse_dtype(config["dtype"])
+        _, policy_variable = parse_dtype(_source_policy(config["dtype"]))
         if policy_variable != self.param_dtype:
             config["param_dtype"] = _dtype_name(self.param_dtype)
         return config
 
     @staticmethod
-    def arguments_from_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    def arguments_from_config(
+        config: Mapping[str, Any], *, lora_and_quantization: bool = False
+    ) -> dict[str, Any]:
         """Constructor keyword arguments from a config written by Keras (2 or 3) or jaxembed.
+
+        Args:
+            config: the config dict.
+            lora_and_quantization: the caller accepts ``lora_rank``, ``lora_alpha``
+                and ``quantization_config`` arguments (the NNX layer does); a
+                Keras quantized dtype policy (``"int8_from_float32"``,
+                ``"int4/128_from_float32"``) becomes ``quantization_config``.
 
         Raises:
             ValueError: for keys that are not Embedding arguments (listing them).
-            NotImplementedError: for LoRA or quantization settings, which this
-                layer does not model yet.
+            NotImplementedError: for LoRA or quantization settings when
+                ``lora_and_quantization`` is false.
         """
         arguments = dict(config)
+        quantization = _quantization_from_config(arguments.get("dtype"), arguments.get("quantization_config"))
+        arguments["dtype"] = _source_policy(arguments.get("dtype"))
+        if quantization is not None:
+            arguments["quantization_config"] = _quantization_config(*quantization)
+        if lora_and_quantization:
+            extra = ("lora_rank", "lora_alpha", "quantization_config")
+            return EmbeddingSpec._checked_arguments(arguments, extra=extra)
+        return EmbeddingSpec._checked_arguments(arguments, extra=())
+
+    @staticmethod
+    def _checked_arguments(arguments: dict[str, Any], extra: tuple[str, ...]) -> dict[str, Any]:
         if isinstance(arguments.get("dtype"), str):  # Keras 2 wrote the policy as a plain name
             arguments["dtype"] = {"class_name": "DTypePolicy", "config": {"name": arguments["dtype"]}}
         for key in _IGNORED_KERAS_KEYS:
@@ -328,15 +360,121 @@ class EmbeddingSpec:
                 if arguments.get("input_length") is None and len(value) >= 2:
                     arguments["input_length"] = list(value[1:]) if len(value) > 2 else value[1]
         for key in ("quantization_config", "lora_rank", "lora_alpha"):
-            if arguments.pop(key, None) is not None:
+            if key not in extra and arguments.pop(key, None) is not None:
                 raise NotImplementedError(
-                    f"This config sets {key!r}; LoRA and quantized Keras embeddings are not supported "
-                    "by jaxembed.Embedding.from_config."
+                    f"This config sets {key!r}; LoRA and quantized Keras embeddings are supported by "
+                    "jaxembed.Embedding (Flax NNX) only."
                 )
-        known = {f.name for f in dataclasses.fields(EmbeddingSpec)} | {"weights"}
+        spec_only = {"quantization_mode", "quantization_block_size"}
+        known = ({f.name for f in dataclasses.fields(EmbeddingSpec)} - spec_only) | {"weights"} | set(extra)
         unknown = sorted(set(arguments) - known)
         if unknown:
             raise ValueError(
                 f"Unknown Embedding config keys {unknown}; expected a subset of {sorted(known)}."
             )
         return arguments
+
+
+# --------------------------------------------------------------- quantization configs
+_QUANTIZED_POLICIES = ("QuantizedDTypePolicy", "Int4DTypePolicy")
+
+
+def _quantized_policy(mode: str, block_size: int | None, source: dict[str, Any]) -> dict[str, Any]:
+    """Keras's dtype policy of a quantized layer (``int8_from_float32``, ``int4/128_from_float32``)."""
+    source_name = source["config"]["name"]
+    if mode == "int8":
+        return {"module": "keras.dtype_policies", "class_name": "QuantizedDTypePolicy",
+                "config": {"mode": "int8", "source_name": source_name}, "registered_name": None}
+    return {"module": "keras.dtype_policies", "class_name": "Int4DTypePolicy",
+            "config": {"mode": f"int4/{-1 if block_size is None else block_size}",
+                       "source_name": source_name},
+            "registered_name": None}
+
+
+def _quantization_config(mode: str, block_size: int | None) -> dict[str, Any]:
+    """Keras's serialized ``Int8QuantizationConfig`` / ``Int4QuantizationConfig``."""
+    if mode == "int8":
+        quantizer = {"module": "keras.quantizers", "class_name": "AbsMaxQuantizer",
+                     "config": {"value_range": [-127, 127], "epsilon": 1e-07, "output_dtype": "int8"},
+                     "registered_name": None}
+        return {"module": "keras.quantizers", "class_name": "Int8QuantizationConfig",
+                "config": {"weight_quantizer": None, "activation_quantizer": quantizer},
+                "registered_name": None}
+    return {"module": "keras.quantizers", "class_name": "Int4QuantizationConfig",
+            "config": {"weight_quantizer": None, "activation_quantizer": None,
+                       "block_size": -1 if block_size is None else block_size},
+            "registered_name": None}
+
+
+def _source_policy(dtype: Any) -> Any:
+    """The float policy under a Keras quantized policy (``int8_from_bfloat16`` -> ``bfloat16``)."""
+    if isinstance(dtype, Mapping) and dtype.get("class_name") in _QUANTIZED_POLICIES:
+        name = (dtype.get("config") or {}).get("source_name", "float32")
+        return {"module": "keras", "class_name": "DTypePolicy", "config": {"name": name},
+                "registered_name": None}
+    if isinstance(dtype, str) and "_from_" in dtype:
+        return dtype.split("_from_", 1)[1]
+    return dtype
+
+
+def parse_quantization_config(value: Any) -> tuple[str, int | None] | None:
+    """``(mode, block_size)`` from a ``quantization_config`` argument, or ``None``.
+
+    Accepts ``None``, a mode name (``"int8"``, ``"int4"`` = grouped with
+    block size 128), ``"int4/64"``-style policy modes, or Keras's serialized
+    ``Int8QuantizationConfig`` / ``Int4QuantizationConfig`` dicts.
+    ``block_size`` ``None`` means one scale per row.
+
+    Examples:
+        >>> parse_quantization_config("int4")
+        ('int4', 128)
+        >>> parse_quantization_config({"class_name": "Int4QuantizationConfig", "config": {"block_size": -1}})
+        ('int4', None)
+    """
+    from jaxembed import quant  # quant depends on ops only; imported here to keep config light
+
+    if value is None:
+        return None
+    if isinstance(value, str):
+        mode, _, block = value.partition("/")
+        quant.check_mode(mode)
+        if mode == "int8":
+            if block:
+                raise ValueError(f"int8 quantization takes no block size. Received: {value!r}.")
+            return "int8", None
+        return "int4", quant.check_block_size(int(block)) if block else quant.DEFAULT_INT4_BLOCK_SIZE
+    if isinstance(value, Mapping):
+        name = value.get("class_name")
+        inner = value.get("config") or {}
+        if inner.get("weight_quantizer") is not None:
+            raise ValueError(
+                "Custom weight quantizers are not supported; jaxembed uses Keras's default abs-max "
+                f"quantizer. Received: weight_quantizer={inner['weight_quantizer']!r}."
+            )
+        if name == "Int8QuantizationConfig":
+            return "int8", None
+        if name == "Int4QuantizationConfig":
+            # Keras reads a missing block_size as per-channel (configs saved before it existed).
+            return "int4", quant.check_block_size(inner.get("block_size"))
+        raise ValueError(
+            "`quantization_config` must be 'int8', 'int4', or a serialized Int8QuantizationConfig / "
+            f"Int4QuantizationConfig. Received: class_name={name!r}."
+        )
+    raise ValueError(
+        "`quantization_config` must be None, a mode name ('int8', 'int4') or a Keras config dict. "
+        f"Received: {value!r} (of type {type(value).__name__})."
+    )
+
+
+def _quantization_from_config(dtype: Any, quantization_config: Any) -> tuple[str, int | None] | None:
+    """The quantization a Keras layer config describes (policy and/or quantization_config)."""
+    from_policy = None
+    if isinstance(dtype, Mapping) and dtype.get("class_name") in _QUANTIZED_POLICIES:
+        mode = (dtype.get("config") or {}).get("mode", "")
+        from_policy = parse_quantization_config(mode if mode != "int4" else "int4/-1")
+    elif isinstance(dtype, str) and "_from_" in dtype:
+        mode = dtype.split("_from_", 1)[0]
+        from_policy = parse_quantization_config(mode if mode != "int4" else "int4/-1")
+    if from_policy is not None:
+        return from_policy  # the policy is what Keras builds the variables from
+    return parse_quantization_config(quantization_config)

@@ -17,10 +17,18 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from jaxembed import ops
-from jaxembed.config import EmbeddingSpec
+from jaxembed import lora as lora_math
+from jaxembed import ops, quant
+from jaxembed.config import EmbeddingSpec, parse_quantization_config
 
-__all__ = ["Embedding", "FrozenParam", "ActivityLoss", "regularization_loss", "apply_constraints"]
+__all__ = [
+    "Embedding",
+    "FrozenParam",
+    "QuantizedVariable",
+    "ActivityLoss",
+    "regularization_loss",
+    "apply_constraints",
+]
 
 
 class FrozenParam(nnx.Variable):
@@ -29,6 +37,13 @@ class FrozenParam(nnx.Variable):
     It is not an ``nnx.Param``, so ``nnx.grad``, ``nnx.Optimizer(..., wrt=nnx.Param)``
     and jaxembed's training utilities skip it; the layer also stops gradients
     through it.
+    """
+
+
+class QuantizedVariable(nnx.Variable):
+    """An int8/int4 table or its scales and zero points (after :meth:`Embedding.quantize`).
+
+    Not an ``nnx.Param``: quantized tables are not trained (LoRA factors on top are).
     """
 
 
@@ -91,6 +106,12 @@ class Embedding(nnx.Module):
         lookup: ``"take"`` (gather) or ``"one_hot"`` (one-hot matmul).
         invalid_ids: traced out-of-range ids give NaN rows (``"nan"``) or also
             fail a ``checkify`` check (``"checkify"``); see :mod:`jaxembed.ops`.
+        lora_rank: if set, LoRA of this rank is enabled at once (see :meth:`enable_lora`).
+        lora_alpha: LoRA scale numerator (default ``lora_rank``). Keras 3.15
+            ignores this argument when building (it uses ``lora_rank``); here it is honoured.
+        quantization_config: quantize the initial table at once: ``"int8"``,
+            ``"int4"``, or Keras's serialized ``Int8QuantizationConfig`` /
+            ``Int4QuantizationConfig`` (see :meth:`quantize`).
         rngs: ``nnx.Rngs``, an integer seed or a key; ``None`` draws a fresh
             random seed, so two layers made without one differ.
 
@@ -117,6 +138,9 @@ class Embedding(nnx.Module):
     embeddings_regularizer = _FromSpec()
     embeddings_constraint = _FromSpec()
     activity_regularizer = _FromSpec()
+    lora_rank = _FromSpec()
+    lora_alpha = _FromSpec()
+    quantization_mode = _FromSpec()
 
     def __init__(
         self,
@@ -136,8 +160,12 @@ class Embedding(nnx.Module):
         param_dtype: Any = None,
         lookup: ops.LookupMethod = "take",
         invalid_ids: ops.InvalidIds = "nan",
+        lora_rank: int | None = None,
+        lora_alpha: float | None = None,
+        quantization_config: Any = None,
         rngs: nnx.Rngs | int | jax.Array | None = None,
     ):
+        quantization = parse_quantization_config(quantization_config)
         self.spec = EmbeddingSpec.create(
             input_dim,
             output_dim,
@@ -154,20 +182,38 @@ class Embedding(nnx.Module):
             lookup=lookup,
             invalid_ids=invalid_ids,
         )
-        table = self.spec.initial_table(_key_from(rngs), weights)
+        key = _key_from(rngs)
+        table = self.spec.initial_table(key, weights)
         self.embeddings = (nnx.Param if trainable else FrozenParam)(table)
         if self.spec.activity_regularizer is not None:
             self.activity_loss = ActivityLoss(jnp.zeros((), jnp.float32))
+        # Keras's build order: quantized variables first, then LoRA on top.
+        if quantization is not None:
+            mode, block_size = quantization
+            self.quantize(mode, **({"block_size": block_size} if mode == "int4" else {}))
+        if lora_rank is not None:
+            self.enable_lora(lora_rank, lora_alpha, rngs=jax.random.fold_in(key, 1))
 
     # -------------------------------------------------------------- the layer
     def __call__(self, ids: jax.typing.ArrayLike) -> jax.Array:
         """Looks up ``ids`` (any shape); returns ``(*ids.shape, output_dim)`` in ``dtype``."""
         spec = self.spec
         spec.check_ids_shape(jnp.shape(ids))
-        table = self.embeddings[...]
-        if not spec.trainable:
-            table = jax.lax.stop_gradient(table)
-        outputs = ops.lookup(table, ids, method=spec.lookup, invalid_ids=spec.invalid_ids)
+        if spec.quantization_mode is not None:
+            outputs = quant.lookup(
+                self.quantized_table(), ids, mode=spec.quantization_mode, output_dim=spec.output_dim,
+                block_size=spec.quantization_block_size, invalid_ids=spec.invalid_ids,
+            )
+        else:
+            table = self.embeddings[...]
+            if not isinstance(self.embeddings, nnx.Param):
+                table = jax.lax.stop_gradient(table)
+            outputs = ops.lookup(table, ids, method=spec.lookup, invalid_ids=spec.invalid_ids)
+        if spec.lora_rank is not None:
+            outputs = outputs + lora_math.lookup_delta(
+                self.lora_embeddings_a[...], self.lora_embeddings_b[...], ids,
+                rank=spec.lora_rank, alpha=spec.lora_alpha, invalid_ids=spec.invalid_ids,
+            )
         outputs = outputs.astype(spec.dtype)
         if spec.activity_regularizer is not None:
             self.activity_loss[...] = spec.activity_penalty(outputs)
@@ -190,7 +236,12 @@ class Embedding(nnx.Module):
     @trainable.setter
     def trainable(self, value: bool) -> None:
         self.spec = dataclasses.replace(self.spec, trainable=bool(value))
-        self.embeddings = (nnx.Param if value else FrozenParam)(self.embeddings[...])
+        kind = nnx.Param if value else FrozenParam
+        if self.spec.lora_rank is not None:  # only the LoRA factors ever train
+            self.lora_embeddings_a = kind(self.lora_embeddings_a[...])
+            self.lora_embeddings_b = kind(self.lora_embeddings_b[...])
+        elif self.spec.quantization_mode is None:
+            self.embeddings = kind(self.embeddings[...])
 
     @property
     def input_length(self) -> int | list[int | None] | None:
@@ -201,24 +252,195 @@ class Embedding(nnx.Module):
         return length[0] if len(length) == 1 else list(length)
 
     def regularization_loss(self) -> jax.Array:
-        """The table's regularization penalty plus the latest call's activity penalty."""
-        penalty = self.spec.table_penalty(self.embeddings[...])
+        """The penalty of the trained tables plus the latest call's activity penalty.
+
+        With LoRA the regularizer applies to ``A`` and ``B`` (as Keras); a
+        quantized table without LoRA has none.
+        """
+        if self.spec.lora_rank is not None:
+            penalty = self.spec.table_penalty(self.lora_embeddings_a[...]) + self.spec.table_penalty(
+                self.lora_embeddings_b[...]
+            )
+        elif self.spec.quantization_mode is not None:
+            penalty = jnp.zeros((), jnp.float32)
+        else:
+            penalty = self.spec.table_penalty(self.embeddings[...])
         if self.spec.activity_regularizer is not None:
             penalty = penalty + self.activity_loss[...]
         return penalty
 
     def apply_constraint(self) -> None:
         """Projects the table with ``embeddings_constraint`` in place (no-op without one)."""
-        if self.spec.embeddings_constraint is not None:
+        if self.spec.embeddings_constraint is not None and self.spec.quantization_mode is None:
             self.embeddings[...] = self.spec.embeddings_constraint(self.embeddings[...])
 
+    def _weight_names(self) -> list[str]:
+        names = ["embeddings"]
+        if self.spec.quantization_mode is not None:
+            names.append("embeddings_scale")
+            if self.spec.quantization_mode == "int4" and self.spec.quantization_block_size is not None:
+                names.append("embeddings_zero")
+        if self.spec.lora_rank is not None:
+            names += ["lora_embeddings_a", "lora_embeddings_b"]
+        return names
+
     def get_weights(self) -> list[np.ndarray]:
-        """``[table]`` as a NumPy array, as Keras's ``get_weights``."""
-        return [np.asarray(self.embeddings[...])]
+        """The variables as NumPy arrays, as Keras's ``get_weights``.
+
+        ``[table]``; a quantized layer gives ``[values, scale]`` (grouped int4 adds
+        ``zero``), and LoRA appends ``[A, B]``.
+        """
+        return [np.asarray(getattr(self, name)[...]) for name in self._weight_names()]
 
     def set_weights(self, weights: Sequence[Any]) -> None:
-        """Replaces the table from ``[table]`` (shape checked), as Keras's ``set_weights``."""
-        self.embeddings[...] = self.spec.initial_table(None, list(weights))
+        """Replaces the variables from a list laid out as :meth:`get_weights` (shapes checked)."""
+        names = self._weight_names()
+        if names == ["embeddings"]:
+            self.embeddings[...] = self.spec.initial_table(None, list(weights))
+            return
+        weights = list(weights)
+        if len(weights) != len(names):
+            raise ValueError(
+                f"`set_weights` expects {len(names)} arrays ({', '.join(names)}). Received {len(weights)}."
+            )
+        for name, value in zip(names, weights):
+            variable = getattr(self, name)
+            if np.shape(value) != variable.shape:
+                raise ValueError(
+                    f"`set_weights`: {name} must have shape {variable.shape}. "
+                    f"Received shape {np.shape(value)}."
+                )
+        for name, value in zip(names, weights):
+            variable = getattr(self, name)
+            variable[...] = jnp.asarray(value, variable.dtype)
+
+    # ------------------------------------------------------------- LoRA (Keras 3)
+    @property
+    def lora_enabled(self) -> bool:
+        """Whether :meth:`enable_lora` has been called (or ``lora_rank`` given)."""
+        return self.spec.lora_rank is not None
+
+    def enable_lora(
+        self,
+        rank: int,
+        lora_alpha: float | None = None,
+        a_initializer: Any = "he_uniform",
+        b_initializer: Any = "zeros",
+        *,
+        rngs: nnx.Rngs | int | jax.Array | None = None,
+    ) -> None:
+        """Freezes the table and adds trainable ``A`` ``(input_dim, rank)``, ``B`` ``(rank, output_dim)``.
+
+        The layer then looks up ``W + (lora_alpha / rank) * A @ B``
+        (:mod:`jaxembed.lora`); ``lora_alpha`` defaults to ``rank``. Keras's
+        rules apply: not with an ``embeddings_constraint``, and only once.
+        (Keras also refuses an unbuilt layer; a jaxembed layer is built when made.)
+
+        Examples:
+            >>> layer = Embedding(3, 2, weights=jnp.array([[.1, .2], [.3, .4], [.5, .6]]))
+            >>> layer.enable_lora(2, lora_alpha=3)
+            >>> type(layer.embeddings).__name__, layer.lora_embeddings_a.shape, layer.lora_embeddings_b.shape
+            ('FrozenParam', (3, 2), (2, 2))
+        """
+        if self.spec.embeddings_constraint is not None:
+            raise ValueError(
+                "Lora is incompatible with embedding constraints. In order to enable lora on this layer, "
+                "remove the `embeddings_constraint` argument."
+            )
+        if self.spec.lora_rank is not None:
+            raise ValueError("lora is already enabled. This can only be done once per layer.")
+        rank = lora_math.check_rank(rank)
+        alpha = lora_math.check_alpha(lora_alpha, rank)
+        a, b = lora_math.init_factors(
+            _key_from(rngs), self.spec.input_dim, self.spec.output_dim, rank,
+            a_initializer=a_initializer, b_initializer=b_initializer,
+        )
+        kind = nnx.Param if self.spec.trainable else FrozenParam
+        self.lora_embeddings_a = kind(a)
+        self.lora_embeddings_b = kind(b)
+        if isinstance(self.embeddings, nnx.Param):
+            self.embeddings = FrozenParam(self.embeddings[...])
+        self.spec = dataclasses.replace(self.spec, lora_rank=rank, lora_alpha=alpha)
+
+    # ----------------------------------------------------- quantization (Keras 3)
+    def quantize(self, mode: str, *, block_size: int | None = quant.DEFAULT_INT4_BLOCK_SIZE) -> None:
+        """Replaces the table by an int8 or int4 one, as Keras 3's ``Embedding.quantize``.
+
+        Args:
+            mode: ``"int8"`` (per-row abs-max) or ``"int4"``.
+            block_size: int4 only: columns per group (Keras's default 128), or
+                ``None``/``-1`` for one scale per row (Keras's
+                ``Int4QuantizationConfig(block_size=...)``).
+
+        The stored arrays (``embeddings``, ``embeddings_scale`` and, for grouped
+        int4, ``embeddings_zero``) are :class:`QuantizedVariable` objects; see
+        :mod:`jaxembed.quant` for the math. LoRA factors, if any, stay float32
+        and trainable on top.
+
+        Examples:
+            >>> layer = Embedding(1000, 128, rngs=0)
+            >>> layer.quantize("int8")
+            >>> layer.embeddings.dtype, layer.embeddings_scale.shape
+            (dtype('int8'), (1000,))
+        """
+        if self.spec.quantization_mode is not None:
+            raise ValueError(
+                f"Layer '{self.spec.name}' is already quantized with "
+                f"dtype_policy='{self.get_config()['dtype']['config']['mode']}_from_"
+                f"{self.get_config()['dtype']['config']['source_name']}'. Received: mode={mode}"
+            )
+        quant.check_mode(mode)
+        if mode == "int8" and block_size != quant.DEFAULT_INT4_BLOCK_SIZE:
+            raise ValueError(
+                f"`block_size` applies to int4 only. Received: mode='int8', block_size={block_size!r}."
+            )
+        block_size = quant.check_block_size(block_size) if mode == "int4" else None
+        if mode == "int8" and self.spec.dtype == jnp.float16:
+            raise ValueError(
+                "Quantization mode='int8' doesn't work well with compute_dtype='float16'. Use a bfloat16 "
+                "or float32 compute dtype."
+            )
+        table = quant.quantize(self.embeddings[...], mode, block_size=block_size)
+        self.embeddings = QuantizedVariable(table.values)
+        self.embeddings_scale = QuantizedVariable(table.scale)
+        if table.zero is not None:
+            self.embeddings_zero = QuantizedVariable(table.zero)
+        self.spec = dataclasses.replace(self.spec, quantization_mode=mode, quantization_block_size=block_size)
+
+    def quantized_table(self) -> quant.QuantizedTable:
+        """The stored int arrays as a :class:`jaxembed.quant.QuantizedTable` (quantized layers only)."""
+        if self.spec.quantization_mode is None:
+            raise ValueError(
+                f"Layer '{self.spec.name}' is not quantized; call quantize('int8' or 'int4') first."
+            )
+        zero = self.embeddings_zero[...] if hasattr(self, "embeddings_zero") else None
+        return quant.QuantizedTable(self.embeddings[...], self.embeddings_scale[...], zero)
+
+    def effective_table(self) -> jax.Array:
+        """The float ``(input_dim, output_dim)`` table the layer looks up: dequantized, LoRA merged.
+
+        ``O(input_dim)``; for export and inspection (lookups never build it).
+
+        Examples:
+            >>> layer = Embedding(2, 2, weights=jnp.array([[1.0, -1.0], [0.5, 0.25]]))
+            >>> layer.quantize("int8")
+            >>> [[round(v, 3) for v in row] for row in layer.effective_table().tolist()]
+            [[1.0, -1.0], [0.5, 0.248]]
+        """
+        spec = self.spec
+        if spec.quantization_mode is not None:
+            table = quant.dequantize(
+                self.quantized_table(), mode=spec.quantization_mode, output_dim=spec.output_dim,
+                block_size=spec.quantization_block_size,
+            )
+        else:
+            table = self.embeddings[...]
+        if spec.lora_rank is not None:
+            table = lora_math.merged_table(
+                table, self.lora_embeddings_a[...], self.lora_embeddings_b[...],
+                rank=spec.lora_rank, alpha=spec.lora_alpha,
+            )
+        return table
 
     def get_config(self) -> dict[str, Any]:
         """Keras's config dict (see :meth:`EmbeddingSpec.get_config`)."""
@@ -227,7 +449,7 @@ class Embedding(nnx.Module):
     @classmethod
     def from_config(cls, config: dict[str, Any], *, rngs: nnx.Rngs | int | jax.Array | None = None) -> Embedding:
         """Builds a layer from a config written by Keras or by :meth:`get_config`."""
-        return cls(**EmbeddingSpec.arguments_from_config(config), rngs=rngs)
+        return cls(**EmbeddingSpec.arguments_from_config(config, lora_and_quantization=True), rngs=rngs)
 
 
 def _embeddings_in(model: nnx.Module):
