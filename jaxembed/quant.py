@@ -62,8 +62,11 @@ __all__ = [
 ]
 
 QuantizationMode = Literal["int8", "int4"]
+"""The storage modes: ``"int8"`` (per-row abs-max) or ``"int4"`` (per row or per block of columns)."""
 QUANTIZATION_MODES: tuple[str, ...] = get_args(QuantizationMode)
+"""The valid values of ``mode``, ``("int8", "int4")``."""
 DEFAULT_INT4_BLOCK_SIZE = 128
+"""Columns per int4 group when no ``block_size`` is given (Keras's default)."""
 # Keras's backend.epsilon(), added to every abs-max / range before dividing.
 _EPSILON = 1e-7
 _INT8_RANGE = (-127, 127)
