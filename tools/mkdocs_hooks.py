@@ -14,7 +14,7 @@ modules and benchmark results are added by different people:
   public module's ``__all__`` (and in ``jaxembed.__all__``) must have a
   docstring and an anchor in the rendered API pages.
 * **Benchmarks**: ``docs/benchmarks.md`` gets every committed
-  ``benchmarks/results/*.txt`` appended, newest script names sorted; links in
+  ``benchmarks/results/*.txt`` appended in name order; links in
   any page to ``../benchmarks/results/NAME.txt`` point at that section, and
   other links out of ``docs/`` (to examples, the README) become plain paths.
 """
