@@ -176,7 +176,7 @@ def test_projector_files_round_trip(tmp_path):
 def test_projector_config_parses_as_tensorboard_proto(tmp_path):
     projector_pb2 = pytest.importorskip(
         "tensorboard.plugins.projector.projector_config_pb2",
-        reason="tensorboard (installed with the `compare` extra's tensorflow) parses the config",
+        reason="tensorboard (the `compare` extra) is needed to parse the config as a ProjectorConfig",
     )
     from google.protobuf import text_format
 
