@@ -378,3 +378,13 @@ def test_the_browser_check_sees_errors(served, browser, site):
     assert any("undefined_function" in e for e in errors), errors
     assert any("404" in e and "missing.png" in e for e in errors), errors
     assert state["images"] == [{"src": "images/missing.png", "loaded": False}]
+
+
+def test_docstring_markup_becomes_markdown(site):
+    """Sphinx roles and math blocks in docstrings do not reach the rendered API pages raw."""
+    for html_path in (site / "api").glob("jaxembed.*/index.html"):
+        html = html_path.read_text(encoding="utf-8")
+        for raw in (":func:", ":class:", ":mod:", ":meth:", ".. math::"):
+            assert raw not in html, f"{raw} left raw in {html_path.parent.name}"
+    ops_html = (site / "api" / "jaxembed.ops" / "index.html").read_text(encoding="utf-8")
+    assert '<span class="k">\\text</span>' in ops_html  # the math block, highlighted as LaTeX code
