@@ -166,8 +166,10 @@ def pca(
     """
     array = _as_table(table)
     if ids is not None:
-        int_ids, _ = ops.prepare_ids(ids, array.shape[0])
+        int_ids, valid = ops.prepare_ids(ids, array.shape[0])
         array = ops.take_lookup(array, int_ids.reshape(-1))
+        if valid is not None:  # traced ids: an invalid one poisons the result with NaN
+            array = jnp.where(valid.reshape(-1)[:, None], array, jnp.nan)
     n_components = _positive_int("n_components", n_components)
     limit = min(array.shape)
     if n_components > limit:
@@ -245,6 +247,12 @@ def nearest_neighbors(
     (an all-zero vector has similarity 0 to everything); ``"dot"`` uses the raw
     inner product, which favours long vectors. Ties go to the smaller id.
 
+    The function also runs inside ``jax.jit`` (``k``, ``metric`` and the other
+    options must then be static). Ids known on the host are checked and a bad
+    one raises ``ValueError``; traced ids cannot be checked, so an invalid one
+    gets NaN scores (like the layer's ``invalid_ids="nan"``), never another
+    row's neighbours.
+
     Args:
         table: ``(input_dim, output_dim)`` embedding table.
         query_ids: ids of rows to find neighbours for, any shape (flattened).
@@ -284,9 +292,11 @@ def nearest_neighbors(
             f"query_vectors={'None' if query_vectors is None else 'an array'}."
         )
     if query_ids is not None:
-        int_ids, _ = ops.prepare_ids(query_ids, array.shape[0])
+        int_ids, valid = ops.prepare_ids(query_ids, array.shape[0])
         int_ids = int_ids.reshape(-1)
         queries = ops.take_lookup(array, int_ids)
+        if valid is not None:  # traced ids: an invalid one gets NaN scores, never another row's
+            queries = jnp.where(valid.reshape(-1)[:, None], queries, jnp.nan)
         self_ids = int_ids if exclude_self else jnp.full(int_ids.shape, -1, jnp.int32)
         excluded = 1 if exclude_self else 0
     else:

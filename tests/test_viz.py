@@ -125,11 +125,24 @@ def test_neighbors_compile_once_for_the_same_padded_shape():
     assert viz._top_k._cache_size() == 3  # 20 and 24 both pad to 3 batches of 8
 
 
-def test_neighbors_work_under_jit_inputs():
+def test_neighbors_under_jit_match_eager_and_poison_invalid_ids():
     table = jnp.asarray(random_table(20, 3))
     eager = viz.nearest_neighbors(table, query_ids=jnp.array([1, 2]), k=3)
     ids, _ = brute_force(np.asarray(table), np.asarray(table)[[1, 2]], 3, "cosine", exclude=[1, 2])
     np.testing.assert_array_equal(np.asarray(eager.ids), ids)
+
+    jitted = jax.jit(lambda t, q: viz.nearest_neighbors(t, query_ids=q, k=3))
+    inside = jitted(table, jnp.array([1, 2]))
+    np.testing.assert_array_equal(np.asarray(inside.ids), ids)
+    np.testing.assert_allclose(np.asarray(inside.scores), np.asarray(eager.scores), rtol=1e-6)
+    bad = jitted(table, jnp.array([1, 25]))  # id 25 does not exist: NaN scores, not a wrapped row
+    assert np.all(np.isfinite(np.asarray(bad.scores[0]))) and np.all(np.isnan(np.asarray(bad.scores[1])))
+
+
+def test_pca_of_traced_invalid_ids_is_nan():
+    table = jnp.asarray(random_table(10, 4))
+    coords = jax.jit(lambda ids: viz.pca(table, 2, ids=ids).coords)(jnp.array([0, 1, 2, 99]))
+    assert np.all(np.isnan(np.asarray(coords)))
 
 
 def test_neighbors_reject_bad_arguments():
@@ -262,15 +275,3 @@ def test_viz_imports_and_computes_without_matplotlib():
     ).stdout
     assert out.splitlines()[0] == "(1, 1)"
     assert 'pip install "jaxembed[viz]"' in out
-
-
-def test_neighbors_run_inside_user_jit_via_pure_core():
-    # The jitted core composes with jax.jit of the caller's code (no host round trip inside).
-    table = jnp.asarray(random_table(16, 4))
-
-    @jax.jit
-    def scores_of(table):
-        return viz._top_k(table, table[:4], jnp.arange(4), k=2, metric="dot", batch_size=4).scores
-
-    ids, scores = brute_force(np.asarray(table), np.asarray(table)[:4], 2, "dot", exclude=np.arange(4))
-    np.testing.assert_allclose(np.asarray(scores_of(table)), scores, rtol=1e-5)
