@@ -37,7 +37,6 @@ import json
 import os
 import re
 import string
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from itertools import repeat
 from pathlib import Path
@@ -45,11 +44,14 @@ from typing import Any
 
 import numpy as np
 
+from jaxembed._atomic import write_atomically
+
 __all__ = [
     "PAD_TOKEN",
     "OOV_TOKEN",
     "STANDARDIZE_MODES",
     "TextVectorizer",
+    "pad_sequences",
 ]
 
 PAD_TOKEN = ""
@@ -95,22 +97,6 @@ def _check_optional_size(name: str, value: Any, minimum: int) -> int | None:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ValueError(f"`{name}` must be None or an integer >= {minimum}. Received: {name}={value!r}.")
     return int(value)
-
-
-def _write_atomically(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
-    return path
 
 
 class TextVectorizer:
@@ -331,7 +317,7 @@ class TextVectorizer:
             )
         document = {"format": _FORMAT, "version": _FORMAT_VERSION, "config": self.get_config()}
         document["vocabulary"] = self.get_vocabulary()
-        return _write_atomically(Path(path), json.dumps(document, ensure_ascii=False) + "\n")
+        return write_atomically(path, (json.dumps(document, ensure_ascii=False) + "\n").encode("utf-8"))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> TextVectorizer:
@@ -383,10 +369,55 @@ class TextVectorizer:
         broken = [token for token in self._vocabulary if "\n" in token or "\r" in token]
         if broken:
             raise ValueError(f"Tokens with line breaks cannot be written one per line: {broken[:3]}.")
-        return _write_atomically(Path(path), "".join(f"{token}\n" for token in self._vocabulary[2:]))
+        return write_atomically(path, "".join(f"{token}\n" for token in self._vocabulary[2:]).encode("utf-8"))
 
     def __repr__(self) -> str:
         return (
             f"TextVectorizer(max_tokens={self.max_tokens}, standardize={self.standardize!r}, "
             f"output_sequence_length={self.output_sequence_length}, vocabulary_size={self.vocabulary_size()})"
         )
+
+
+def pad_sequences(
+    sequences: Sequence[Sequence[int]],
+    maxlen: int | None = None,
+    *,
+    padding: str = "pre",
+    truncating: str = "pre",
+    value: int = 0,
+) -> np.ndarray:
+    """Lists of ids → one ``(len(sequences), maxlen)`` int32 array, as ``keras.utils.pad_sequences``.
+
+    Keras's defaults pad and truncate at the *front* (``"pre"``): a long review
+    keeps its last ``maxlen`` ids. Use ``padding="post"`` for zeros at the end.
+
+    Args:
+        sequences: lists (or arrays) of integer ids, e.g. from :func:`jaxembed.datasets.load_imdb`.
+        maxlen: the output length (default: the longest sequence).
+        padding: ``"pre"`` or ``"post"``: where the padding goes.
+        truncating: ``"pre"`` or ``"post"``: which end of a long sequence is cut.
+        value: the padding id.
+
+    Examples:
+        >>> pad_sequences([[1, 2, 3], [4]], maxlen=2).tolist()
+        [[2, 3], [0, 4]]
+        >>> pad_sequences([[1, 2, 3], [4]], maxlen=2, padding="post", truncating="post").tolist()
+        [[1, 2], [4, 0]]
+    """
+    for name, where in (("padding", padding), ("truncating", truncating)):
+        if where not in ("pre", "post"):
+            raise ValueError(f"`{name}` must be 'pre' or 'post'. Received: {name}={where!r}.")
+    maxlen = _check_optional_size("maxlen", maxlen, 0)
+    lengths = [len(sequence) for sequence in sequences]
+    length = maxlen if maxlen is not None else max(lengths, default=0)
+    out = np.full((len(lengths), length), value, np.int32)
+    if length == 0:
+        return out
+    for row, sequence in enumerate(sequences):
+        kept = sequence[-length:] if truncating == "pre" else sequence[:length]
+        if len(kept):
+            if padding == "post":
+                out[row, : len(kept)] = kept
+            else:
+                out[row, length - len(kept) :] = kept
+    return out

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from jaxembed.text import TextVectorizer
+from jaxembed.text import TextVectorizer, pad_sequences
 
 # Punctuation of every kind, ASCII and Unicode case, Unicode punctuation and spaces (which Keras
 # keeps inside words), tabs and newlines, repeated spaces, many count ties, an "[UNK]" typed by
@@ -138,3 +138,22 @@ def test_bad_inputs_and_files(tmp_path):
         TextVectorizer.load(tmp_path / "other.json")
     with pytest.raises(FileNotFoundError, match="No vocabulary file"):
         TextVectorizer(vocabulary=tmp_path / "missing.txt")
+
+
+@pytest.mark.parametrize("padding", ["pre", "post"])
+@pytest.mark.parametrize("truncating", ["pre", "post"])
+@pytest.mark.parametrize("maxlen", [None, 1, 3, 10])
+def test_pad_sequences_equals_keras(padding, truncating, maxlen):
+    keras = pytest.importorskip("keras", reason="the differential tests need keras (the test extra)")
+    sequences = [[1, 2, 3, 4, 5], [], [7], [8, 9, 10]]
+    expected = keras.utils.pad_sequences(sequences, maxlen=maxlen, padding=padding, truncating=truncating)
+    got = pad_sequences(sequences, maxlen, padding=padding, truncating=truncating)
+    np.testing.assert_array_equal(got, expected)
+    assert got.dtype == np.int32
+
+
+def test_pad_sequences_errors():
+    with pytest.raises(ValueError, match="`padding` must be 'pre' or 'post'. Received: padding='left'"):
+        pad_sequences([[1]], padding="left")
+    with pytest.raises(ValueError, match="maxlen=-1"):
+        pad_sequences([[1]], -1)
