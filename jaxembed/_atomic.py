@@ -16,6 +16,7 @@ def write_atomically(path: str | os.PathLike, data: bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(handle, 0o644)  # mkstemp makes 0600 files; saved models and data are for sharing
         with os.fdopen(handle, "wb") as file:
             file.write(data)
             file.flush()
