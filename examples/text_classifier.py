@@ -60,6 +60,8 @@ def build_model(
         ]
         width = embedding_dim
     elif pooling == "flatten":
+        if not sequence_length:
+            raise ValueError("pooling='flatten' needs the sequence_length (Flatten's width depends on it).")
         layers = [
             jaxembed.Embedding(vocabulary_size, embedding_dim, input_length=sequence_length, rngs=seed),
             jaxembed.Flatten(),
