@@ -156,8 +156,13 @@ def load_imdb(
     Args:
         path: a local ``imdb.npz``; ``None`` downloads Keras's file once from
             ``KERAS_DATA_URL`` into the cache and checks its SHA-256.
-        num_words, skip_top, maxlen, seed, start_char, oov_char, index_from:
-            as in Keras.
+        num_words: keep ids below this (the most frequent words); ``None``: see above.
+        skip_top: ids below this (the most frequent words) become ``oov_char`` too.
+        maxlen: drop reviews with this many ids or more (after ``start_char``).
+        seed: the shuffling seed (Keras's default 113).
+        start_char: the id put in front of every review (``None``: none).
+        oov_char: the id of words cut by ``num_words``/``skip_top`` (``None``: drop them).
+        index_from: the offset added to every word id of the file.
         sha256: check a local ``path`` against this digest too (a downloaded
             file is always checked against ``IMDB_SHA256``).
         cache_dir: the download cache (default ``$JAXEMBED_DATA`` or
