@@ -33,7 +33,7 @@ from flax import nnx
 
 import jaxembed
 from jaxembed import datasets
-from jaxembed._atomic import write_atomically
+from jaxembed._files import write_text
 from jaxembed.keras_io import Activation, KerasSequential, load_model, save_model
 from jaxembed.text import TextVectorizer, pad_sequences
 from jaxembed.train import Batches, Trainer, fit
@@ -220,7 +220,7 @@ def run_predict(args) -> dict:
         best = int(row.argmax())
         results.append({"text": text, "class": meta["class_names"][best], "probability": float(row[best])})
         print(f"{meta['class_names'][best]:>12}  p={row[best]:.3f}  {text}")
-    write_atomically(args.out / "predictions.json", json.dumps(results, indent=2).encode("utf-8"))
+    write_text(args.out / "predictions.json", json.dumps(results, indent=2))
     return {"predictions": results}
 
 
@@ -287,7 +287,7 @@ def main(argv: list[str] | None = None) -> dict:
     if vectorizer is not None:
         vectorizer.save(args.out / "vectorizer.json")
     meta = {"class_names": list(class_names), "encoder": encoder, "dataset": args.dataset}
-    write_atomically(args.out / "classes.json", json.dumps(meta, indent=2).encode("utf-8"))
+    write_text(args.out / "classes.json", json.dumps(meta, indent=2))
     print(
         f"saved {args.out / 'model.keras'} (Keras opens it), the vectorizer and the class names in {args.out}"
     )
@@ -309,7 +309,7 @@ def main(argv: list[str] | None = None) -> dict:
         "seconds": time.perf_counter() - started,
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
     }
-    write_atomically(args.out / "summary.json", json.dumps(summary, indent=2).encode("utf-8"))
+    write_text(args.out / "summary.json", json.dumps(summary, indent=2))
     return summary
 
 

@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import msgpack
 import numpy as np
 
-from jaxembed._atomic import write_atomically
+from jaxembed import _files
 
 __all__ = ["CheckpointError", "save_checkpoint", "restore_checkpoint", "read_checkpoint_metadata"]
 
@@ -100,7 +100,8 @@ def save_checkpoint(path: str | os.PathLike, tree: Any, *, metadata: Mapping[str
         },
         use_bin_type=True,
     )
-    write_atomically(path, _MAGIC, hashlib.sha256(payload).digest(), payload)
+    digest = hashlib.sha256(payload).digest()
+    _files.write_bytes(path, _MAGIC + digest + payload)
     return path
 
 

@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from jaxembed._atomic import write_atomically
+from jaxembed._files import write_text
 
 __all__ = [
     "PAD_TOKEN",
@@ -317,7 +317,7 @@ class TextVectorizer:
             )
         document = {"format": _FORMAT, "version": _FORMAT_VERSION, "config": self.get_config()}
         document["vocabulary"] = self.get_vocabulary()
-        return write_atomically(path, (json.dumps(document, ensure_ascii=False) + "\n").encode("utf-8"))
+        return write_text(path, json.dumps(document, ensure_ascii=False) + "\n")
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> TextVectorizer:
@@ -369,7 +369,7 @@ class TextVectorizer:
         broken = [token for token in self._vocabulary if "\n" in token or "\r" in token]
         if broken:
             raise ValueError(f"Tokens with line breaks cannot be written one per line: {broken[:3]}.")
-        return write_atomically(path, "".join(f"{token}\n" for token in self._vocabulary[2:]).encode("utf-8"))
+        return write_text(path, "".join(f"{token}\n" for token in self._vocabulary[2:]))
 
     def __repr__(self) -> str:
         return (

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxembed._atomic import write_atomically
+from jaxembed._files import write_text
 from jaxembed.datasets._common import DatasetError, TextDataset
 
 BUILTIN_CLASSES: dict[str, tuple[str, ...]] = {
@@ -128,5 +128,5 @@ def load_builtin(*, cache_dir: str | os.PathLike | None = None) -> TextDataset:
     classes = list(BUILTIN_CLASSES)
     if cache is not None:
         document = {"texts": texts, "labels": labels, "classes": classes}
-        write_atomically(cache, json.dumps(document, ensure_ascii=False).encode("utf-8"))
+        write_text(cache, json.dumps(document, ensure_ascii=False))
     return TextDataset(texts, np.asarray(labels, np.int32), classes)

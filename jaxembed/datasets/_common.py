@@ -1,17 +1,18 @@
-"""What every loader shares: the dataset type, its hash split, errors, atomic writes, downloads."""
+"""What every loader shares: the dataset type, its hash split, errors, checksums and downloads."""
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import os
-import tempfile
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
+
+from jaxembed._files import atomic_path
 
 
 class DatasetError(ValueError):
@@ -202,12 +203,11 @@ def fetch(
     target = folder / (filename or url.rstrip("/").rsplit("/", 1)[-1])
     if target.is_file():
         return verify_file(target, checksum)
-    folder.mkdir(parents=True, exist_ok=True)
     algorithm = _algorithm(checksum)
     digest = hashlib.new(algorithm)
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".part")
-    try:
-        with os.fdopen(handle, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
+    # atomic_path removes the temporary file if anything below raises, a mismatch included.
+    with atomic_path(target) as temporary, open(temporary, "wb") as out:
+        with urllib.request.urlopen(url, timeout=60) as response:
             total = response.headers.get("Content-Length")
             with tqdm(
                 total=int(total) if total else None, unit="B", unit_scale=True, disable=not progress
@@ -217,15 +217,9 @@ def fetch(
                     out.write(chunk)
                     digest.update(chunk)
                     bar.update(len(chunk))
-            out.flush()
-            os.fsync(out.fileno())
         if digest.hexdigest() != checksum.lower():
             raise DatasetError(
                 f"Checksum mismatch for {url}: the downloaded file's {algorithm.upper()} is "
                 f"{digest.hexdigest()}, expected {checksum.lower()}. Nothing was cached."
             )
-        os.replace(temporary, target)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
     return target
