@@ -11,6 +11,8 @@ The public API, layered bottom-up:
   :mod:`jaxembed.checkpoint` -- atomic, checked checkpoints of any pytree.
 * :mod:`jaxembed.lora`, :mod:`jaxembed.quant` -- Keras 3's LoRA and int8/int4 tables;
   :mod:`jaxembed.keras_io` (imported on demand; needs h5py) -- Keras files without Keras.
+* :mod:`jaxembed.text` (:class:`jaxembed.TextVectorizer`, Keras's ``TextVectorization``) and
+  :mod:`jaxembed.datasets` (IMDB, aclImdb, folders, CSV/JSONL, a built-in corpus) -- raw text to ids.
 
 Examples:
     >>> import jax.numpy as jnp
@@ -23,6 +25,8 @@ Examples:
 from importlib.metadata import PackageNotFoundError, version
 
 from jaxembed import checkpoint, constraints, initializers, lora, ops, quant, regularizers, train
+from jaxembed import datasets, text
+from jaxembed.text import TextVectorizer
 from jaxembed.config import EmbeddingSpec
 from jaxembed.pooling import Flatten, GlobalAveragePooling1D
 from jaxembed.layers import (
@@ -57,5 +61,8 @@ __all__ = [
     "checkpoint",
     "lora",
     "quant",
+    "text",
+    "datasets",
+    "TextVectorizer",
     "__version__",
 ]
