@@ -24,6 +24,7 @@ import optax
 from flax import nnx
 
 import jaxembed
+import jaxembed.viz
 from jaxembed.train import Batches, Callback, Trainer, fit
 
 OBJECTS = ["cat", "dog", "snake", "dog", "mouse", "cat", "dog", "snake", "dog"]
@@ -223,10 +224,8 @@ def save_plot(path: Path, names: list[str], start: np.ndarray, learned: np.ndarr
     axes.set_ylabel("embedding dim 1")
     axes.grid(alpha=0.3)
     figure.tight_layout()
-    temporary = path.with_name(f".{path.name}.tmp.png")
-    figure.savefig(temporary, dpi=120)
+    jaxembed.viz.save_figure(figure, path, dpi=120)  # atomic: never a half-written PNG
     plt.close(figure)
-    temporary.replace(path)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ import optax
 from flax import nnx
 
 import jaxembed
+import jaxembed.viz
 from jaxembed.train import Batches, Trainer, fit
 
 PAD, UNKNOWN = 0, 1  # token ids reserved before the vocabulary
@@ -186,25 +187,17 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def save_plot(path: Path, words: list[str], vectors: np.ndarray, colours: np.ndarray) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     dim = vectors.shape[1]
-    figure = plt.figure(figsize=(9, 8))
-    axes = figure.add_subplot(projection="3d" if dim == 3 else None)
-    axes.scatter(*vectors.T, c=np.clip(colours, 0, 1), s=60, edgecolors="0.3", linewidths=0.5)
-    for word, point in zip(words, vectors):
-        axes.text(*point, f" {word}", fontsize=7)
-    for axis, setter in zip("xyz", ("set_xlabel", "set_ylabel", "set_zlabel")[:dim]):
-        getattr(axes, setter)(f"embedding dim {'xyz'.index(axis)}")
-    axes.set_title(f"CSS colour words in {dim}-D, each drawn in the colour the model predicts for it alone")
-    figure.tight_layout()
-    temporary = path.with_name(f".{path.name}.tmp.png")
-    figure.savefig(temporary, dpi=110)
-    plt.close(figure)
-    temporary.replace(path)
+    jaxembed.viz.plot_embeddings(
+        vectors,
+        words,
+        path=path,
+        colors=np.clip(colours, 0, 1),
+        title=f"CSS colour words in {dim}-D, each drawn in the colour the model predicts for it alone",
+        max_labels=len(words),
+        figsize=(9, 8),
+        dpi=110,
+    )
 
 
 if __name__ == "__main__":

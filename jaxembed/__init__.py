@@ -13,6 +13,8 @@ The public API, layered bottom-up:
   updates, so a step costs ``O(batch)``, not ``O(vocabulary)``.
 * :mod:`jaxembed.lora`, :mod:`jaxembed.quant` -- Keras 3's LoRA and int8/int4 tables;
   :mod:`jaxembed.keras_io` (imported on demand; needs h5py) -- Keras files without Keras.
+* :mod:`jaxembed.text` (:class:`jaxembed.TextVectorizer`, Keras's ``TextVectorization``) and
+  :mod:`jaxembed.datasets` (IMDB, aclImdb, folders, CSV/JSONL, a built-in corpus) -- raw text to ids.
 
 Examples:
     >>> import jax.numpy as jnp
@@ -25,6 +27,8 @@ Examples:
 from importlib.metadata import PackageNotFoundError, version
 
 from jaxembed import checkpoint, constraints, initializers, lora, ops, quant, regularizers, sparse, train
+from jaxembed import datasets, text
+from jaxembed.text import TextVectorizer
 from jaxembed.config import EmbeddingSpec
 from jaxembed.pooling import Flatten, GlobalAveragePooling1D
 from jaxembed.layers import (
@@ -60,5 +64,8 @@ __all__ = [
     "checkpoint",
     "lora",
     "quant",
+    "text",
+    "datasets",
+    "TextVectorizer",
     "__version__",
 ]

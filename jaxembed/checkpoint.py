@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,8 @@ import jax
 import jax.numpy as jnp
 import msgpack
 import numpy as np
+
+from jaxembed import _files
 
 __all__ = ["CheckpointError", "save_checkpoint", "restore_checkpoint", "read_checkpoint_metadata"]
 
@@ -99,35 +100,9 @@ def save_checkpoint(path: str | os.PathLike, tree: Any, *, metadata: Mapping[str
         },
         use_bin_type=True,
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(_MAGIC)
-            file.write(hashlib.sha256(payload).digest())
-            file.write(payload)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        if os.path.exists(temp_name):
-            os.unlink(temp_name)
-        raise
-    _fsync_folder(path.parent)
+    digest = hashlib.sha256(payload).digest()
+    _files.write_bytes(path, _MAGIC + digest + payload)
     return path
-
-
-def _fsync_folder(folder: Path) -> None:
-    try:
-        descriptor = os.open(folder, os.O_RDONLY)
-    except OSError:  # some platforms cannot open folders; the rename is still atomic
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
 
 
 def _read_payload(path: Path) -> dict[str, Any]:

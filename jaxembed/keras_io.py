@@ -44,7 +44,6 @@ import json
 import math
 import os
 import re
-import tempfile
 import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -54,7 +53,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from jaxembed import quant
+from jaxembed import _files, quant
 from jaxembed.layers import Embedding
 
 try:
@@ -791,16 +790,8 @@ def _write_dataset(group: h5py.Group, key: str, array: np.ndarray) -> None:
 
 def _atomic_write(path: str, write: Callable[[str], None]) -> None:
     """Calls ``write(temporary_path)`` next to ``path``, then renames the result onto ``path``."""
-    directory = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=directory)
-    os.close(handle)
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(temporary)
-        raise
+    with _files.atomic_path(path) as temporary:
+        write(str(temporary))
 
 
 def save_weights(

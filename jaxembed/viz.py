@@ -20,7 +20,6 @@ install it with ``pip install "jaxembed[viz]"`` (or the ``examples`` extra).
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from functools import partial
 from pathlib import Path
@@ -30,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxembed import ops
+from jaxembed import _files, ops
 
 __all__ = [
     "PCAResult",
@@ -41,6 +40,7 @@ __all__ = [
     "nearest_neighbors",
     "plot_embeddings",
     "export_projector",
+    "save_figure",
 ]
 
 SimilarityMetric = Literal["cosine", "dot"]
@@ -344,27 +344,34 @@ def _color_values(colors: Any, n: int) -> tuple[str, Any]:
     return "categories", [str(c) for c in array.tolist()]
 
 
-def _umask_mode() -> int:
-    """The mode ``open()`` would give a new file (``mkstemp`` makes them 0600)."""
-    current = os.umask(0)
-    os.umask(current)
-    return 0o666 & ~current
+def save_figure(figure: Any, path: str | os.PathLike, *, dpi: int = 120) -> Path:
+    """Saves a Matplotlib figure atomically, in the format its suffix names; returns the path.
 
+    A reader sees the old file or the whole new picture, never half of one, and missing
+    folders are created. :func:`plot_embeddings` saves through it; so can your own plots.
 
-def _write_figure(figure: Any, path: Path, dpi: int) -> None:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    Args:
+        figure: a ``matplotlib.figure.Figure`` (pyplot's or one made directly).
+        path: where to write, e.g. ``"plot.png"`` or ``"plot.svg"``.
+        dpi: resolution of raster formats.
 
-    FigureCanvasAgg(figure)
-    suffix = path.suffix.lower().lstrip(".")
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            figure.savefig(handle, format=suffix, dpi=dpi)
-        os.chmod(temporary, _umask_mode())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    Returns:
+        ``path`` as a :class:`pathlib.Path`.
+
+    Example:
+        >>> import os, tempfile
+        >>> from matplotlib.figure import Figure
+        >>> figure = Figure(figsize=(2, 2))
+        >>> _ = figure.add_subplot().plot([0, 1], [1, 0])
+        >>> path = save_figure(figure, os.path.join(tempfile.mkdtemp(), "line.png"))
+        >>> path.stat().st_size > 1000
+        True
+    """
+    path = Path(path)
+    suffix = path.suffix.lower().lstrip(".") or "png"
+    with _files.atomic_path(path) as temporary:
+        figure.savefig(temporary, format=suffix, dpi=dpi)
+    return path
 
 
 def plot_embeddings(
@@ -504,7 +511,7 @@ def plot_embeddings(
     if title:
         axes.set_title(title)
     figure.tight_layout()
-    _write_figure(figure, path, dpi)
+    save_figure(figure, path, dpi=dpi)
     return path
 
 
@@ -539,20 +546,6 @@ def _metadata_lines(metadata: Sequence[Any] | Mapping[str, Sequence[Any]], n: in
     if len(values) != n:
         raise ValueError(f"`metadata` must have one label per row ({n}). Received {len(values)} labels.")
     return [_tsv_field(v, "Metadata values") for v in values]
-
-
-def _write_text_atomically(path: Path, text: str) -> None:
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temporary, _umask_mode())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def export_projector(
@@ -621,7 +614,7 @@ def export_projector(
         f"  tensor_shape: {array.shape[1]}\n"
         "}\n"
     )
-    _write_text_atomically(paths["tensors"], tensors)
-    _write_text_atomically(paths["metadata"], "".join(line + "\n" for line in lines))
-    _write_text_atomically(paths["config"], config)
+    _files.write_text(paths["tensors"], tensors)
+    _files.write_text(paths["metadata"], "".join(line + "\n" for line in lines))
+    _files.write_text(paths["config"], config)
     return paths

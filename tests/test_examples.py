@@ -63,3 +63,93 @@ def test_steps_flag_caps_the_steps_per_epoch(tmp_path, name):
     _, summary = run_example(name, tmp_path, "--epochs", "3", "--steps", "1", *quiet)
     runs = [summary["2d"], summary["3d"]] if name == "colours.py" else [summary]
     assert [run["train_steps"] for run in runs] == [3] * len(runs)
+
+
+def test_text_classifier_on_the_builtin_corpus_beats_the_baselines_and_predicts(tmp_path):
+    stdout, summary = run_example("text_classifier.py", tmp_path, "--epochs", "4", "--quiet")
+    assert "test accuracy: model" in stdout and "majority class" in stdout
+    assert summary["dataset"] == "builtin" and summary["train_examples"] + summary["test_examples"] >= 2000
+    assert summary["test_accuracy"] > summary["majority_baseline_accuracy"] + 0.3
+    assert summary["loss_last_epoch"] < summary["loss_first_epoch"]
+    for name in ("model.keras", "vectorizer.json", "classes.json"):
+        assert (tmp_path / name).is_file()
+    stdout, _ = run_example(
+        "text_classifier.py", tmp_path, "--predict", "Send the message to the SMTP server.", "--predict", "x"
+    )
+    predictions = json.loads((tmp_path / "predictions.json").read_text())
+    assert predictions[0]["class"] == "email" and len(predictions) == 2 and "email" in stdout
+
+
+def test_text_classifier_flatten_variant_and_csv(tmp_path):
+    rows = (
+        ["text,label"]
+        + [f"good great fine film {i},pos" for i in range(30)]
+        + [f"bad awful dull film {i},neg" for i in range(30)]
+    )
+    (tmp_path / "reviews.csv").write_text("\n".join(rows) + "\n")
+    _, summary = run_example(
+        "text_classifier.py",
+        tmp_path,
+        "--dataset",
+        "csv",
+        "--data",
+        str(tmp_path / "reviews.csv"),
+        "--pooling",
+        "flatten",
+        "--embedding-dim",
+        "8",
+        "--sequence-length",
+        "6",
+        "--epochs",
+        "5",
+        "--quiet",
+    )
+    assert summary["classes"] == ["neg", "pos"] and summary["test_accuracy"] == 1.0
+
+
+def test_text_classifier_on_keras_imdb_npz(tmp_path):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+
+    # Word ranks 1-5 are "positive" words, 6-10 "negative"; label 1 = positive.
+    def split(n):
+        labels = rng.integers(0, 2, n)
+        x = np.empty(n, dtype=object)
+        x[:] = [list(map(int, rng.integers(1, 6, 12) + 5 * (1 - y))) for y in labels]
+        return x, labels
+
+    (x_train, y_train), (x_test, y_test) = split(200), split(60)
+    np.savez(tmp_path / "imdb.npz", x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    words = ["great", "superb", "loved", "wonderful", "best", "awful", "boring", "worst", "dull", "bad"]
+    (tmp_path / "index.json").write_text(json.dumps({w: i + 1 for i, w in enumerate(words)}))
+    _, summary = run_example(
+        "text_classifier.py",
+        tmp_path,
+        "--dataset",
+        "imdb",
+        "--data",
+        str(tmp_path / "imdb.npz"),
+        "--max-tokens",
+        "100",
+        "--sequence-length",
+        "20",
+        "--embedding-dim",
+        "8",
+        "--epochs",
+        "5",
+        "--quiet",
+    )
+    assert summary["test_accuracy"] > 0.9 and summary["vocabulary_size"] == 100
+    run_example(
+        "text_classifier.py",
+        tmp_path,
+        "--word-index",
+        str(tmp_path / "index.json"),
+        "--predict",
+        "Great, superb and wonderful!",
+        "--predict",
+        "Boring. The worst, so dull.",
+    )
+    predictions = json.loads((tmp_path / "predictions.json").read_text())
+    assert [p["class"] for p in predictions] == ["pos", "neg"]
