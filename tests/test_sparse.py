@@ -551,3 +551,36 @@ def test_fit_eval_and_checkpoint_with_row_sparse(tmp_path):
     assert restored.restore(tmp_path / "ckpt") == int(trainer.state.step)
     for a, b in zip(jax.tree.leaves(restored.state), jax.tree.leaves(trainer.state)):
         np.testing.assert_array_equal(a, b)
+
+
+def test_the_text_classifier_example_trains_row_sparse():
+    """examples/text_classifier.py's model (KerasSequential: Embedding(mask_zero) -> average -> Dense)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "examples" / "text_classifier.py"
+    spec = importlib.util.spec_from_file_location("text_classifier_example", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+
+    rng = np.random.default_rng(11)
+    data = []
+    for _ in range(3):
+        ids = rng.integers(1, 300, (8, 10)) * (rng.random((8, 10)) < 0.7)
+        data.append({"ids": ids, "label": rng.integers(0, 3, 8)})
+    kwargs = dict(embedding_dim=8, hidden=4)
+    sparse_trainer = Trainer(
+        example.build_model(1000, 3, **kwargs), optax.sgd(0.3), example.classification_loss, row_sparse=True
+    )
+    dense_trainer = Trainer(
+        example.build_model(1000, 3, **kwargs), optax.sgd(0.3), example.classification_loss
+    )
+    assert len(sparse_trainer.state.opt_state.tables) == 1
+    for batch in data:
+        np.testing.assert_allclose(
+            sparse_trainer.train_step(batch)["loss"], dense_trainer.train_step(batch)["loss"], rtol=1e-5
+        )
+    for a, b in zip(
+        jax.tree.leaves(sparse_trainer.state.params), jax.tree.leaves(dense_trainer.state.params)
+    ):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
