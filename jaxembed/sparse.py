@@ -141,7 +141,7 @@ def coalesce(
 
     One single-key sort of the ids finds the unique ones (run starts and a
     cumulative sum number them), a binary search maps each lookup to its unique
-    id and a ``segment_sum`` adds the rows. Ids outside ``[0, num_rows)``
+    id and a scatter-add sums the rows. Ids outside ``[0, num_rows)``
     (padding, negative ids) are dropped.
 
     Args:
@@ -321,9 +321,10 @@ def lazy(
 
     Small tables: when ``grad`` can hold at least ``dense_fraction`` of the
     table's rows (``K >= dense_fraction * num_rows``, decided when tracing), the
-    update runs over the whole table and keeps the new values only in the
-    touched rows -- the same lazy semantics, but streaming a small table through
-    the cache beats sorting the ids and gathering and scattering most of its rows.
+    update runs over the whole table (with a table-sized gradient) and keeps the
+    new values only in the touched rows -- the same lazy semantics, but streaming
+    a small table through the cache beats sorting the ids and gathering and
+    scattering most of its rows.
 
     Args:
         tx: an element-wise optax transformation (see :data:`ELEMENTWISE_OPTIMIZERS`).
