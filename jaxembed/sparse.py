@@ -369,8 +369,12 @@ def lazy(
             def per_row(leaf: Any) -> bool:
                 return jnp.shape(leaf) == table.shape
 
+            # Reading a padding slot from the last row is harmless: its write is dropped. (A plain
+            # clipped gather is several times faster on CPU than a bounds-checked filling one.)
+            read = jnp.minimum(ids, num_rows - 1)
+
             def gather(leaf: Any) -> Any:
-                return leaf.at[ids].get(mode="fill", fill_value=0) if per_row(leaf) else leaf
+                return jnp.take(leaf, read, axis=0, mode="clip") if per_row(leaf) else leaf
 
             rows = gather(table)
             row_state = jax.tree.map(gather, state)
