@@ -182,7 +182,7 @@ def main() -> None:
         data = batches(vocab, args.ids, args.dim, 4)
         jax_data = [jax.device_put(b) for b in data]
         slow = vocab >= 1_000_000
-        repeats, calls = (3, 2) if slow else (args.repeats, 10)
+        repeats, calls = (5, 3) if slow else (args.repeats, 10)
 
         def runner(method, step):
             source = data if method.startswith("torch") else jax_data
