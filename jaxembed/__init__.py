@@ -11,6 +11,9 @@ The public API, layered bottom-up:
   :mod:`jaxembed.checkpoint` -- atomic, checked checkpoints of any pytree.
 * :mod:`jaxembed.lora`, :mod:`jaxembed.quant` -- Keras 3's LoRA and int8/int4 tables;
   :mod:`jaxembed.keras_io` (imported on demand; needs h5py) -- Keras files without Keras.
+* :mod:`jaxembed.sharding` -- tables on a device mesh (row, column, replicated), a
+  ``shard_map`` lookup, the collectives of a compiled step; :class:`jaxembed.EmbeddingBag`
+  -- multi-hot bags (sum, mean, sqrtn).
 
 Examples:
     >>> import jax.numpy as jnp
@@ -22,12 +25,13 @@ Examples:
 
 from importlib.metadata import PackageNotFoundError, version
 
-from jaxembed import checkpoint, constraints, initializers, lora, ops, quant, regularizers, train
+from jaxembed import checkpoint, constraints, initializers, lora, ops, quant, regularizers, sharding, train
 from jaxembed.config import EmbeddingSpec
 from jaxembed.pooling import Flatten, GlobalAveragePooling1D
 from jaxembed.layers import (
     ActivityLoss,
     Embedding,
+    EmbeddingBag,
     FrozenParam,
     QuantizedVariable,
     apply_constraints,
@@ -41,6 +45,7 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 
 __all__ = [
     "Embedding",
+    "EmbeddingBag",
     "FrozenParam",
     "QuantizedVariable",
     "ActivityLoss",
@@ -57,5 +62,6 @@ __all__ = [
     "checkpoint",
     "lora",
     "quant",
+    "sharding",
     "__version__",
 ]
