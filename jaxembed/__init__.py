@@ -9,6 +9,8 @@ The public API, layered bottom-up:
   (Flax Linen) -- thin modules over the ops;
 * :mod:`jaxembed.train` -- jitted train/eval steps on optax, ``fit``, callbacks;
   :mod:`jaxembed.checkpoint` -- atomic, checked checkpoints of any pytree.
+* :mod:`jaxembed.sparse` -- row-sparse gradients of tables and lazy (row-sparse) optax
+  updates, so a step costs ``O(batch)``, not ``O(vocabulary)``.
 * :mod:`jaxembed.lora`, :mod:`jaxembed.quant` -- Keras 3's LoRA and int8/int4 tables;
   :mod:`jaxembed.keras_io` (imported on demand; needs h5py) -- Keras files without Keras.
 * :mod:`jaxembed.sharding` -- tables on a device mesh (row, column, replicated), a
@@ -25,7 +27,18 @@ Examples:
 
 from importlib.metadata import PackageNotFoundError, version
 
-from jaxembed import checkpoint, constraints, initializers, lora, ops, quant, regularizers, sharding, train
+from jaxembed import (
+    checkpoint,
+    constraints,
+    initializers,
+    lora,
+    ops,
+    quant,
+    regularizers,
+    sharding,
+    sparse,
+    train,
+)
 from jaxembed.config import EmbeddingSpec
 from jaxembed.pooling import Flatten, GlobalAveragePooling1D
 from jaxembed.layers import (
@@ -59,6 +72,7 @@ __all__ = [
     "regularizers",
     "constraints",
     "train",
+    "sparse",
     "checkpoint",
     "lora",
     "quant",
