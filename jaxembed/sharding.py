@@ -39,7 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from jaxembed import ops
+from jaxembed import ops, sparse
 
 __all__ = [
     "Placement",
@@ -52,6 +52,7 @@ __all__ = [
     "state_shardings",
     "sharded_lookup",
     "gathered_lookup",
+    "sharded_lazy_update",
     "Collective",
     "collectives",
     "communicated_bytes",
@@ -330,6 +331,96 @@ def gathered_lookup(
         out_specs=id_spec,
         check_vma=False,
     )(table, int_ids)
+
+
+def sharded_lazy_update(
+    opt: sparse.LazyTransformation,
+    grad: sparse.RowSparseGrad,
+    opt_state: Any,
+    table: jax.Array,
+    mesh: Mesh,
+    *,
+    placement: Placement = "row",
+    axis: str = "model",
+    data_axis: str | None = None,
+) -> tuple[jax.Array, Any]:
+    """One lazy (row-sparse) optimizer step on a table and optimizer state placed on ``mesh``.
+
+    The same :func:`jaxembed.sparse.lazy` update as on one device, run by every
+    device on its own shard inside ``jax.shard_map``:
+
+    * ``"row"``: each device shifts the touched ids to its local rows
+      (``id - index * rows_per_device``); ids it does not own fall outside its
+      shard and the lazy update ignores them, so each shard reads and writes only
+      its own touched rows;
+    * ``"column"``: each device updates its feature slice of every touched row;
+    * ``"replicated"``: every device runs the whole update.
+
+    With ``data_axis``, ``grad`` is split over that axis (each data shard's own
+    gradient rows, e.g. from its part of the batch): each device coalesces its
+    part, the parts are all-gathered over ``data_axis`` (``K * (output_dim + 1)``
+    values, never the table) and coalesced again, so ids touched by several data
+    shards get their summed gradient. Optimizer-state leaves shaped like the table
+    are placed like it; the others (the step count) are replicated.
+
+    Args:
+        opt: a :class:`jaxembed.sparse.LazyTransformation` (``sparse.lazy(optax.adam(...))``).
+        grad: a :class:`jaxembed.sparse.RowSparseGrad` with global ids; ids may repeat
+            (they are coalesced), ids outside ``[0, input_dim)`` are ignored.
+        opt_state: ``opt.init(table)``, placed like the table (see above).
+        table: ``(input_dim, output_dim)``.
+        mesh: the device mesh.
+        placement: how ``table`` is split (``"row"``, ``"column"``, ``"replicated"``).
+        axis: the mesh axis splitting the table.
+        data_axis: a mesh axis splitting ``grad``'s leading axis, or ``None``.
+
+    Returns:
+        ``(new_table, new_opt_state)``, placed as given.
+
+    Examples:
+        >>> import optax
+        >>> mesh = make_mesh(2, 4)
+        >>> opt = sparse.lazy(optax.adam(0.1))
+        >>> table = jax.device_put(jnp.zeros((8, 2)), table_sharding(mesh, "row"))
+        >>> state = opt.init(table)
+        >>> grad = sparse.RowSparseGrad(jnp.array([6, 1, 6, 6]), jnp.ones((4, 2)))
+        >>> table, state = sharded_lazy_update(opt, grad, state, table, mesh, data_axis="data")
+        >>> [round(v, 3) for v in table[:, 0].tolist()]
+        [0.0, -0.1, 0.0, 0.0, 0.0, 0.0, -0.1, 0.0]
+    """
+    _check_placement(placement)
+    num_rows, _ = table.shape
+    parts = mesh.shape[axis]
+    _check_divisible(table.shape, placement, parts)
+    local_rows = num_rows // parts if placement == "row" else num_rows
+    t_spec = table_spec(placement, axis=axis)
+    ids_spec = PartitionSpec(data_axis)
+    rows_spec = PartitionSpec(data_axis, axis if placement == "column" else None)
+    state_specs = jax.tree.map(
+        lambda leaf: t_spec if jnp.shape(leaf) == table.shape else PartitionSpec(), opt_state
+    )
+    if data_axis is not None:
+        _ids_spec(grad.ids, mesh, data_axis)
+
+    def local(ids: jax.Array, rows: jax.Array, state: Any, shard: jax.Array) -> tuple[jax.Array, Any]:
+        with jax.named_scope("jaxembed_sharded_lazy_update"):
+            if data_axis is not None:
+                part = sparse.coalesce(ids, rows, num_rows)
+                ids = jax.lax.all_gather(part.ids, data_axis, tiled=True)
+                rows = jax.lax.all_gather(part.rows, data_axis, tiled=True)
+            merged = sparse.coalesce(ids, rows, num_rows)
+            ids = merged.ids
+            if placement == "row":  # to local coordinates; other shards' ids fall outside [0, local_rows)
+                ids = jnp.where(ids < num_rows, ids - jax.lax.axis_index(axis) * local_rows, ids)
+            return opt.update(sparse.RowSparseGrad(ids, merged.rows), state, shard)
+
+    return jax.shard_map(
+        local,
+        mesh=mesh,
+        in_specs=(ids_spec, rows_spec, state_specs, t_spec),
+        out_specs=(t_spec, state_specs),
+        check_vma=False,
+    )(jnp.asarray(grad.ids, jnp.int32), grad.rows, opt_state, table)
 
 
 # ------------------------------------------------------------------ reading the HLO
