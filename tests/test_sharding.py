@@ -250,3 +250,52 @@ def test_collectives_reads_async_pairs_once():
         sharding.Collective("all-reduce", ("bf16[8]",), 16),
     ]
     assert sharding.communicated_bytes(text, op="all-reduce") == 16
+
+
+# ----------------------------------------------------------------- checkpoints
+def trainer_on(mesh, placement, seed=5):
+    model = jaxembed.Embedding(V, D, rngs=seed, embeddings_sharding=sharding.table_sharding(mesh, placement))
+    return train.Trainer(model, optax.adam(0.05), lambda m, b: jnp.mean((m(b) - 0.5) ** 2))
+
+
+def test_sharded_checkpoint_restores_onto_another_mesh(tmp_path):
+    pytest.importorskip("orbax.checkpoint", reason="sharded checkpoints need the sharding (or test) extra")
+    from jaxembed import checkpoint
+
+    saver = trainer_on(mesh_of("1x8"), "row")
+    saver.train_step(batch_for(mesh_of("1x8")))
+    path = checkpoint.save_sharded_checkpoint(tmp_path / "ckpt", saver.state)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]  # no temporary folder left behind
+    other = mesh_of("2x4")
+    loader = trainer_on(other, "column", seed=6)
+    restored = checkpoint.restore_sharded_checkpoint(path, like=loader.state)
+    for saved, got in zip(jax.tree.leaves(saver.state), jax.tree.leaves(restored)):
+        np.testing.assert_array_equal(np.asarray(saved), np.asarray(got))
+    table = restored.params["embeddings"][...]
+    assert table.sharding.is_equivalent_to(sharding.table_sharding(other, "column"), 2)
+    assert table.addressable_shards[0].data.shape == (V, D // 4)
+    loader.state = restored  # and training continues on the new mesh
+    loader.train_step(batch_for(other))
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        checkpoint.save_sharded_checkpoint(path, saver.state)
+    checkpoint.save_sharded_checkpoint(path, saver.state, overwrite=True)
+
+
+def test_sharded_checkpoint_shape_mismatch_is_a_clear_error(tmp_path):
+    pytest.importorskip("orbax.checkpoint", reason="sharded checkpoints need the sharding (or test) extra")
+    from jaxembed import checkpoint
+
+    mesh = mesh_of("1x8")
+    path = checkpoint.save_sharded_checkpoint(
+        tmp_path / "ckpt", {"table": jnp.zeros((V, D)), "step": jnp.int32(1)}
+    )
+    wrong = {
+        "table": jax.ShapeDtypeStruct((2 * V, D), jnp.float32, sharding=sharding.table_sharding(mesh, "row"))
+    }
+    with pytest.raises(checkpoint.CheckpointError, match="does not match the model") as error:
+        checkpoint.restore_sharded_checkpoint(path, like=wrong)
+    message = str(error.value)
+    assert "in the checkpoint but not in the model: step" in message
+    assert "table: checkpoint has shape (64, 16) float32, model expects shape (128, 16) float32" in message
+    with pytest.raises(FileNotFoundError, match="No sharded checkpoint folder"):
+        checkpoint.restore_sharded_checkpoint(tmp_path / "nothing", like=wrong)
