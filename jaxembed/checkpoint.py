@@ -377,7 +377,8 @@ def restore_sharded_checkpoint(path: str | os.PathLike, like: Any) -> Any:
                 np.dtype(leaf.dtype),
             ):
                 problems.append(
-                    f"{name}: checkpoint has {_describe(saved[name].shape, np.dtype(saved[name].dtype), None)}, "
+                    f"{name}: checkpoint has "
+                    f"{_describe(saved[name].shape, np.dtype(saved[name].dtype), None)}, "
                     f"model expects {_describe(leaf.shape, np.dtype(leaf.dtype), None)}"
                 )
         if problems:

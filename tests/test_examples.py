@@ -63,3 +63,14 @@ def test_steps_flag_caps_the_steps_per_epoch(tmp_path, name):
     _, summary = run_example(name, tmp_path, "--epochs", "3", "--steps", "1", *quiet)
     runs = [summary["2d"], summary["3d"]] if name == "colours.py" else [summary]
     assert [run["train_steps"] for run in runs] == [3] * len(runs)
+
+
+def test_two_processes_train_one_table_like_one_process(tmp_path):
+    """jax.distributed on CPU over loopback: each process owns half the rows; same table as one process."""
+    stdout, summary = run_example("multiprocess_embedding.py", tmp_path, "--steps", "12")
+    assert "process 0/2: owns rows of shape [(32, 8)]" in stdout
+    assert "process 1/2: owns rows of shape [(32, 8)]" in stdout
+    assert summary["num_processes"] == 2
+    assert summary["max_abs_difference"] <= 1e-6
+    assert summary["losses"] == pytest.approx(summary["one_process_losses"], rel=1e-6)
+    assert summary["losses"][-1] < summary["losses"][0]
