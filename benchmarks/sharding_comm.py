@@ -184,8 +184,8 @@ def main() -> None:
     )
     print(
         "Every placement is checked equal to the one-device result before it is measured. "
-        "The dense Adam steps all-reduce the table's gradient over the data axis (the shard each device holds); the lazy steps "
-        "all-gather only the touched ids and gradient rows."
+        "The dense Adam steps all-reduce the table's gradient over the data axis "
+        "(the shard each device holds); the lazy steps all-gather only the touched ids and gradient rows."
     )
 
 
