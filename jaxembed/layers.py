@@ -503,9 +503,7 @@ class EmbeddingBag(Embedding):
     ) -> jax.Array:
         """Combines each bag (see :func:`jaxembed.ops.embedding_bag` for ``mask``/``weights``/``offsets``)."""
         vectors = super().__call__(ids)
-        padding = ops.compute_mask(ids, self.spec.mask_zero)
-        if padding is not None:
-            mask = padding if mask is None else padding & jnp.asarray(mask, bool)
+        mask = ops.bag_mask(ids, mask, self.spec.mask_zero)
         return ops.combine_bags(vectors, combiner=self.combiner, mask=mask, weights=weights, offsets=offsets)
 
     def compute_mask(self, ids: jax.typing.ArrayLike, mask: Any = None) -> None:

@@ -155,9 +155,7 @@ class EmbeddingBag(Embedding):
     ) -> jax.Array:
         """Combines each bag (see :func:`jaxembed.ops.embedding_bag`)."""
         vectors = super().__call__(ids)
-        padding = ops.compute_mask(ids, self.mask_zero)
-        if padding is not None:
-            mask = padding if mask is None else padding & jnp.asarray(mask, bool)
+        mask = ops.bag_mask(ids, mask, self.mask_zero)
         return ops.combine_bags(vectors, combiner=self.combiner, mask=mask, weights=weights, offsets=offsets)
 
     def get_config(self) -> dict[str, Any]:

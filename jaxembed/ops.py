@@ -54,6 +54,7 @@ __all__ = [
     "Combiner",
     "COMBINERS",
     "check_combiner",
+    "bag_mask",
     "combine_bags",
     "embedding_bag",
 ]
@@ -372,6 +373,21 @@ def check_combiner(combiner: str) -> str:
     if combiner not in COMBINERS:
         raise ValueError(f"`combiner` must be one of {COMBINERS}. Received: combiner={combiner!r}.")
     return combiner
+
+
+def bag_mask(
+    ids: jax.typing.ArrayLike, mask: jax.typing.ArrayLike | None, mask_zero: bool
+) -> jax.Array | None:
+    """Which ids are in their bag: ``mask`` and, with ``mask_zero``, ``ids != 0`` (torch's ``padding_idx=0``).
+
+    Examples:
+        >>> bag_mask(jnp.array([[4, 0, 2]]), jnp.array([[True, True, False]]), mask_zero=True).tolist()
+        [[True, False, False]]
+    """
+    padding = compute_mask(ids, mask_zero)
+    if padding is None:
+        return mask
+    return padding if mask is None else padding & jnp.asarray(mask, bool)
 
 
 def combine_bags(
