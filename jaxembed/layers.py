@@ -18,7 +18,7 @@ import numpy as np
 from flax import nnx
 
 from jaxembed import lora as lora_math
-from jaxembed import ops, quant
+from jaxembed import ops, quant, sparse
 from jaxembed import sharding as sharding_lib
 from jaxembed.config import EmbeddingSpec, parse_quantization_config
 
@@ -217,7 +217,10 @@ class Embedding(nnx.Module):
             table = self.embeddings[...]
             if not isinstance(self.embeddings, nnx.Param):
                 table = jax.lax.stop_gradient(table)
-            outputs = ops.lookup(table, ids, method=spec.lookup, invalid_ids=spec.invalid_ids)
+            # ops.lookup, except while a row-sparse train step traces this layer (jaxembed.sparse).
+            outputs = sparse._recorded_lookup(
+                self, table, ids, method=spec.lookup, invalid_ids=spec.invalid_ids
+            )
         if spec.lora_rank is not None:
             outputs = outputs + lora_math.lookup_delta(
                 self.lora_embeddings_a[...], self.lora_embeddings_b[...], ids,
@@ -271,6 +274,8 @@ class Embedding(nnx.Module):
                 self.lora_embeddings_b[...]
             )
         elif self.spec.quantization_mode is not None:
+            penalty = jnp.zeros((), jnp.float32)
+        elif sparse._is_recorded(self):  # a row-sparse step penalizes the touched rows itself
             penalty = jnp.zeros((), jnp.float32)
         else:
             penalty = self.spec.table_penalty(self.embeddings[...])

@@ -346,3 +346,188 @@ def test_jit_with_donation_updates_in_place_without_recompiling():
         table, state = jitted(table, state, jnp.asarray(ids), jnp.ones((32, D)))
         assert old.is_deleted() and table.unsafe_buffer_pointer() == pointer
     assert len(traces) == 1
+
+
+# ------------------------------------------------------- integration with jaxembed.train
+
+from flax import nnx  # noqa: E402
+
+import jaxembed  # noqa: E402
+from jaxembed.train import RowSparseOptState, Trainer, fit, row_sparse_tables  # noqa: E402
+
+WORDS, TAGS, DIM = 997, 31, 8
+
+
+class TextClassifier(nnx.Module):
+    """The text classifier's shape: Embedding(mask_zero) -> masked mean -> Dense, plus a second
+    table (tags), a frozen table and a LoRA-enabled one, which stay on the dense path."""
+
+    def __init__(self, *, regularizer=None, constraint=None):
+        self.words = jaxembed.Embedding(
+            WORDS,
+            DIM,
+            mask_zero=True,
+            embeddings_regularizer=regularizer,
+            embeddings_constraint=constraint,
+            embeddings_initializer="normal",
+            rngs=0,
+        )
+        self.tags = jaxembed.Embedding(TAGS, DIM, embeddings_initializer="normal", rngs=1)
+        self.frozen = jaxembed.Embedding(TAGS, DIM, trainable=False, rngs=2)
+        self.adapted = jaxembed.Embedding(TAGS, DIM, lora_rank=2, rngs=3)
+        self.pool = jaxembed.GlobalAveragePooling1D()
+        self.head = nnx.Linear(DIM, 1, rngs=nnx.Rngs(0))
+
+    def __call__(self, batch):
+        words = self.pool(self.words(batch["ids"]), mask=self.words.compute_mask(batch["ids"]))
+        tags = self.tags(batch["tag"]) + self.frozen(batch["tag"]) + self.adapted(batch["tag"])
+        return self.head(words + tags)[:, 0]
+
+
+def classifier_loss(model, batch):
+    logits = model(batch)
+    return optax.sigmoid_binary_cross_entropy(logits, batch["y"]).mean(), {
+        "accuracy": jnp.mean((logits > 0) == batch["y"])
+    }
+
+
+def classifier_batches(num: int, seed: int = 0, length: int = 12) -> list[dict[str, np.ndarray]]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(num):
+        ids = rng.integers(1, 60, (6, length))
+        ids[:, length // 2 :] *= rng.integers(0, 2, (6, length - length // 2))  # trailing padding (id 0)
+        out.append(
+            {"ids": ids, "tag": rng.integers(0, TAGS, 6), "y": rng.integers(0, 2, 6).astype(np.float32)}
+        )
+    return out
+
+
+def table(trainer: Trainer, name: str) -> np.ndarray:
+    return np.asarray(trainer.state.params[name]["embeddings"][...])
+
+
+def test_row_sparse_tables_skip_frozen_quantized_and_lora_tables():
+    model = TextClassifier()
+    model.tags.quantize("int8")
+    assert sorted(row_sparse_tables(model)) == ["words/embeddings"]
+    assert sorted(row_sparse_tables(TextClassifier())) == ["tags/embeddings", "words/embeddings"]
+
+
+def test_row_sparse_sgd_trains_like_dense_sgd():
+    data = classifier_batches(4)
+    sparse_trainer = Trainer(TextClassifier(), optax.sgd(0.5), classifier_loss, row_sparse=True)
+    dense_trainer = Trainer(TextClassifier(), optax.sgd(0.5), classifier_loss)
+    assert isinstance(sparse_trainer.state.opt_state, RowSparseOptState)
+    assert sorted(sparse_trainer.state.opt_state.tables) == ["tags/embeddings", "words/embeddings"]
+    for batch in data:
+        sparse_metrics = sparse_trainer.train_step(batch)
+        dense_metrics = dense_trainer.train_step(batch)
+        np.testing.assert_allclose(sparse_metrics["loss"], dense_metrics["loss"], rtol=1e-6)
+    for a, b in zip(
+        jax.tree.leaves(sparse_trainer.state.params), jax.tree.leaves(dense_trainer.state.params)
+    ):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    untouched = np.setdiff1d(np.arange(WORDS), np.concatenate([b["ids"].ravel() for b in data]))
+    np.testing.assert_array_equal(
+        table(sparse_trainer, "words")[untouched],
+        np.asarray(TextClassifier().words.embeddings[...])[untouched],
+    )
+
+
+def test_row_sparse_adam_equals_dense_adam_when_every_step_touches_the_same_rows():
+    """Rows never looked up have zero moments under dense Adam too, so both agree exactly there."""
+    batch = classifier_batches(1, seed=3)[0]
+    sparse_trainer = Trainer(TextClassifier(), optax.adam(0.05), classifier_loss, row_sparse=True)
+    dense_trainer = Trainer(TextClassifier(), optax.adam(0.05), classifier_loss)
+    for _ in range(4):
+        sparse_trainer.train_step(batch)
+        dense_trainer.train_step(batch)
+    for a, b in zip(
+        jax.tree.leaves(sparse_trainer.state.params), jax.tree.leaves(dense_trainer.state.params)
+    ):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    assert int(sparse_trainer.state.opt_state.tables["words/embeddings"][0].count) == 4
+
+
+def test_regularizer_penalizes_the_touched_rows():
+    batch = classifier_batches(1, seed=4)[0]
+    sparse_trainer = Trainer(
+        TextClassifier(regularizer="l2"), optax.sgd(0.5), classifier_loss, row_sparse=True
+    )
+    dense_trainer = Trainer(TextClassifier(regularizer="l2"), optax.sgd(0.5), classifier_loss)
+    start = table(sparse_trainer, "words")
+    touched = np.unique(batch["ids"])
+    metrics = sparse_trainer.train_step(batch)
+    dense_trainer.train_step(batch)
+    data_loss = float(classifier_loss(TextClassifier(), batch)[0])
+    np.testing.assert_allclose(
+        float(metrics["loss"]), data_loss + 0.01 * np.sum(start[touched] ** 2), rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        table(sparse_trainer, "words")[touched], table(dense_trainer, "words")[touched], rtol=1e-5, atol=1e-7
+    )
+    untouched = np.setdiff1d(np.arange(WORDS), touched)
+    np.testing.assert_array_equal(table(sparse_trainer, "words")[untouched], start[untouched])
+    assert not np.allclose(
+        table(dense_trainer, "words")[untouched], start[untouched]
+    )  # dense decays every row
+
+
+def test_constraint_applies_to_the_touched_rows():
+    batch = classifier_batches(1, seed=5)[0]
+    trainer = Trainer(TextClassifier(constraint="non_neg"), optax.sgd(0.5), classifier_loss, row_sparse=True)
+    start = table(trainer, "words")
+    trainer.train_step(batch)
+    touched = np.unique(batch["ids"])
+    assert np.all(table(trainer, "words")[touched] >= 0)
+    untouched = np.setdiff1d(np.arange(WORDS), touched)
+    np.testing.assert_array_equal(table(trainer, "words")[untouched], start[untouched])
+    assert np.any(start[untouched] < 0)
+
+
+def test_column_wise_constraint_is_rejected():
+    constraint = {"class_name": "MaxNorm", "config": {"max_value": 1.0, "axis": 0}}
+    with pytest.raises(ValueError, match=r"row by row.*axis=0.*axis=1"):
+        Trainer(TextClassifier(constraint=constraint), optax.sgd(0.5), classifier_loss, row_sparse=True)
+
+
+def test_row_sparse_needs_an_elementwise_optimizer():
+    with pytest.raises(ValueError, match="element-wise optax transformation"):
+        Trainer(TextClassifier(), optax.lamb(0.1), classifier_loss, row_sparse=True)
+
+
+def test_compiled_row_sparse_train_step_is_in_place_and_compiles_once():
+    traces = []
+
+    def counting_loss(model, batch):
+        traces.append(1)
+        return classifier_loss(model, batch)
+
+    trainer = Trainer(TextClassifier(), optax.adam(0.01), counting_loss, row_sparse=True)
+    data = classifier_batches(3)
+    hlo = trainer._train_step.lower(trainer.state, data[0]).compile()
+    assert full_table_ops(hlo.as_text(), (WORDS, DIM)) == []
+    assert hlo.memory_analysis().temp_size_in_bytes < WORDS * DIM * 4
+    for batch in data:
+        old = trainer.state.params["words"]["embeddings"][...]
+        trainer.train_step(batch)
+        assert old.is_deleted()  # donated and reused
+    assert len(traces) == 2  # traced once for the id shapes, once for the gradient; never again
+
+    dense = Trainer(TextClassifier(), optax.adam(0.01), classifier_loss)
+    assert full_table_ops(dense._train_step.lower(dense.state, data[0]).compile().as_text(), (WORDS, DIM))
+
+
+def test_fit_eval_and_checkpoint_with_row_sparse(tmp_path):
+    data = classifier_batches(4)
+    trainer = Trainer(TextClassifier(), optax.adam(0.05), classifier_loss, row_sparse=True)
+    history = fit(trainer, data, epochs=5, validation_data=data[:1], progress=False)
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    assert "val_accuracy" in history.history
+    np.testing.assert_array_equal(trainer.model.words.embeddings[...], table(trainer, "words"))
+    trainer.save(tmp_path / "ckpt")
+    restored = Trainer(TextClassifier(), optax.adam(0.05), classifier_loss, row_sparse=True)
+    assert restored.restore(tmp_path / "ckpt") == int(trainer.state.step)
+    for a, b in zip(jax.tree.leaves(restored.state), jax.tree.leaves(trainer.state)):
+        np.testing.assert_array_equal(a, b)
