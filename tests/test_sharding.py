@@ -299,3 +299,27 @@ def test_sharded_checkpoint_shape_mismatch_is_a_clear_error(tmp_path):
     assert "table: checkpoint has shape (64, 16) float32, model expects shape (128, 16) float32" in message
     with pytest.raises(FileNotFoundError, match="No sharded checkpoint folder"):
         checkpoint.restore_sharded_checkpoint(tmp_path / "nothing", like=wrong)
+
+
+@pytest.mark.parametrize("placement", sharding.PLACEMENTS)
+def test_row_sparse_trainer_on_placed_tables_equals_one_device(placement):
+    """Trainer(row_sparse=True) (jaxembed.sparse's lazy Adam) on a placed table, batch split over "data"."""
+    mesh = mesh_of("2x4")
+
+    def loss_fn(model, batch):
+        return jnp.mean((model(batch) - 0.5) ** 2)
+
+    placed = jaxembed.Embedding(BIG, D, rngs=0, embeddings_sharding=sharding.table_sharding(mesh, placement))
+    sharded_trainer = train.Trainer(placed, optax.adam(0.05), loss_fn, row_sparse=True)
+    plain_trainer = train.Trainer(
+        jaxembed.Embedding(BIG, D, rngs=0), optax.adam(0.05), loss_fn, row_sparse=True
+    )
+    for seed in range(3):
+        batch = batch_for(mesh, seed) * (BIG // V)
+        sharded_trainer.train_step(batch)
+        plain_trainer.train_step(np.asarray(batch))
+    got = sharded_trainer.state.params["embeddings"][...]
+    np.testing.assert_allclose(got, plain_trainer.state.params["embeddings"][...], rtol=1e-6, atol=1e-7)
+    assert got.sharding.is_equivalent_to(sharding.table_sharding(mesh, placement), 2)
+    found = sharding.collectives(sharded_trainer._train_step.lower(sharded_trainer.state, batch).compile())
+    assert found and all(c.bytes <= 4 * 24 * D * 4 for c in found), found  # 24 ids: never a table shard
