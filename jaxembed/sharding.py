@@ -377,6 +377,9 @@ def sharded_lazy_update(
     Returns:
         ``(new_table, new_opt_state)``, placed as given.
 
+    Call it inside ``jax.jit`` (with the table and state donated): eagerly,
+    ``shard_map`` runs one operation at a time.
+
     Examples:
         >>> import optax
         >>> mesh = make_mesh(2, 4)
@@ -384,7 +387,8 @@ def sharded_lazy_update(
         >>> table = jax.device_put(jnp.zeros((8, 2)), table_sharding(mesh, "row"))
         >>> state = opt.init(table)
         >>> grad = sparse.RowSparseGrad(jnp.array([6, 1, 6, 6]), jnp.ones((4, 2)))
-        >>> table, state = sharded_lazy_update(opt, grad, state, table, mesh, data_axis="data")
+        >>> step = jax.jit(lambda g, s, t: sharded_lazy_update(opt, g, s, t, mesh, data_axis="data"))
+        >>> table, state = step(grad, state, table)
         >>> [round(v, 3) for v in table[:, 0].tolist()]
         [0.0, -0.1, 0.0, 0.0, 0.0, 0.0, -0.1, 0.0]
     """
