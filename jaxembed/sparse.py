@@ -14,8 +14,8 @@ This module keeps everything ``O(batch)``:
 * :func:`value_and_row_sparse_grad` differentiates a loss with respect to the
   *gathered rows*, never the table, so no ``(input_dim, output_dim)`` temporary
   exists.
-* :func:`lazy` wraps an element-wise optax transformation: its update gathers
-  the touched rows of the table and of every per-row state leaf, runs the
+* :func:`lazy` wraps an element-wise optax transformation: its update sums
+  repeated ids, gathers the touched rows of the table and of every per-row state leaf, runs the
   wrapped update on those rows only and scatters them back
   (``.at[ids].set(..., mode="drop")``), in place when the caller donates the
   buffers.
@@ -95,14 +95,16 @@ clip_by_global_norm, scale_by_trust_ratio, and anything else that mixes entries.
 
 
 class RowSparseGrad(NamedTuple):
-    """The gradient of a table as its touched rows: ``dense[ids[k]] = rows[k]``, zero elsewhere.
+    """The gradient of a table as its touched rows: ``dense[ids[k]] += rows[k]``, zero elsewhere.
 
-    ``ids`` are unique; the unused tail is padded with :data:`PAD_ID` (and those
-    ``rows`` are zero). Any id outside ``[0, num_rows)`` means "no row".
+    Like an uncoalesced sparse COO tensor, ``ids`` may repeat (their rows add
+    up); :func:`coalesce` returns the unique, sorted form with the unused tail
+    padded with :data:`PAD_ID` (and zero rows). Any id outside
+    ``[0, num_rows)`` means "no row".
 
     Attributes:
-        ids: ``(K,)`` int32 unique row ids, then padding.
-        rows: ``(K, output_dim)`` summed gradient of each row.
+        ids: ``(K,)`` int32 row ids (unique and padded after :func:`coalesce`).
+        rows: ``(K, output_dim)`` the gradient row of each id.
 
     Examples:
         >>> grad = RowSparseGrad(jnp.array([2, PAD_ID]), jnp.array([[1.0, 2.0], [0.0, 0.0]]))
@@ -221,7 +223,7 @@ class LazyTransformation(NamedTuple):
     signature is stable: ids of ``grad`` outside ``[0, table.shape[0])`` (the
     :data:`PAD_ID` padding, negative ids) are ignored for reads and writes, so the
     same function updates a local shard inside ``shard_map`` once the caller has
-    shifted global ids to the shard's local coordinates.
+    shifted global ids to the shard's local coordinates. Repeated ids are summed.
     """
 
     init: Callable[[jax.Array], optax.OptState]
@@ -288,13 +290,16 @@ def check_elementwise(tx: optax.GradientTransformation) -> None:
         )
 
 
-def lazy(tx: optax.GradientTransformation, *, check: bool = True) -> LazyTransformation:
+def lazy(
+    tx: optax.GradientTransformation, *, check: bool = True, dense_fraction: float | None = 0.25
+) -> LazyTransformation:
     """Turns an element-wise optax transformation into a lazy, row-sparse one for a table.
 
     ``init(table)`` is ``tx.init(table)``: the state has the usual per-entry
     leaves (Adam's ``mu``, ``nu``: ``(num_rows, output_dim)``) and global scalars
-    (the step count). ``update(grad, state, table)`` gathers the rows
-    ``grad.ids`` of the table and of every per-entry state leaf, runs
+    (the step count). ``update(grad, state, table)`` sums repeated ids
+    (:func:`coalesce`), gathers the rows ``grad.ids`` of the table and of every
+    per-entry state leaf, runs
     ``tx.update`` on those ``(K, output_dim)`` rows, and scatters the new rows
     back with ``.at[ids].set(..., mode="drop")``; global leaves take their new
     values, so the step count advances once per update. Under
@@ -309,13 +314,21 @@ def lazy(tx: optax.GradientTransformation, *, check: bool = True) -> LazyTransfo
     padding, negative ids, ids of another shard -- are ignored for both reads
     and writes, so the update runs unchanged on one shard of a row-sharded table
     inside ``shard_map`` after the caller subtracts the shard's first row from
-    the global ids. The ids of ``grad`` must be unique among the in-range ones
-    (as :func:`coalesce` returns them).
+    the global ids. ``grad`` may hold repeated ids (they are summed), so
+    callers need not coalesce first.
+
+    Small tables: when ``grad`` can hold at least ``dense_fraction`` of the
+    table's rows (``K >= dense_fraction * num_rows``, decided when tracing), the
+    update runs over the whole table and keeps the new values only in the
+    touched rows -- the same lazy semantics, but streaming a small table through
+    the cache beats sorting the ids and gathering and scattering most of its rows.
 
     Args:
         tx: an element-wise optax transformation (see :data:`ELEMENTWISE_OPTIMIZERS`).
         check: verify that ``tx`` is element-wise (:func:`check_elementwise`)
             when wrapping.
+        dense_fraction: the fraction of rows from which the masked dense path is
+            used; ``None`` always gathers and scatters.
 
     Returns:
         A :class:`LazyTransformation`.
@@ -328,7 +341,7 @@ def lazy(tx: optax.GradientTransformation, *, check: bool = True) -> LazyTransfo
         >>> table = jnp.ones((1000, 4))
         >>> opt = lazy(optax.adam(1e-2))
         >>> state = opt.init(table)
-        >>> grad = coalesce(jnp.array([7, 7, 42]), jnp.ones((3, 4)), num_rows=1000)
+        >>> grad = RowSparseGrad(jnp.array([7, 7, 42]), jnp.ones((3, 4)))  # 7 twice: summed
         >>> step = jax.jit(opt.update, donate_argnums=(1, 2))
         >>> table, state = step(grad, state, table)
         >>> int(state[0].count), int((table != 1).any(axis=1).sum())
@@ -343,8 +356,11 @@ def lazy(tx: optax.GradientTransformation, *, check: bool = True) -> LazyTransfo
     def update(
         grad: RowSparseGrad, state: optax.OptState, table: jax.Array
     ) -> tuple[jax.Array, optax.OptState]:
+        if dense_fraction is not None and grad.ids.shape[0] >= dense_fraction * table.shape[0]:
+            return _masked_dense_update(tx, grad, state, table)
         with jax.named_scope("jaxembed_lazy_update"):
             num_rows = table.shape[0]
+            grad = coalesce(grad.ids, grad.rows, num_rows)
             ids = _inside(grad.ids, num_rows)
 
             def per_row(leaf: Any) -> bool:
@@ -366,6 +382,27 @@ def lazy(tx: optax.GradientTransformation, *, check: bool = True) -> LazyTransfo
         return new_table, new_state
 
     return LazyTransformation(init, update)
+
+
+def _masked_dense_update(
+    tx: optax.GradientTransformation, grad: RowSparseGrad, state: optax.OptState, table: jax.Array
+) -> tuple[jax.Array, optax.OptState]:
+    """The lazy update computed over the whole table, kept only in the touched rows (small tables)."""
+    with jax.named_scope("jaxembed_lazy_update_small_table"):
+        num_rows = table.shape[0]
+        ids = _inside(grad.ids, num_rows)
+        touched = jnp.zeros((num_rows, 1), bool).at[ids].set(True, mode="drop")
+        dense_grad = jnp.zeros_like(table).at[ids].add(grad.rows.astype(table.dtype), mode="drop")
+        updates, new_state = tx.update(dense_grad, state, table)
+        new_table = jnp.where(touched, optax.apply_updates(table, updates), table)
+        new_state = jax.tree.map(
+            lambda old, new: (
+                jnp.where(touched, new.astype(old.dtype), old) if jnp.shape(old) == table.shape else new
+            ),
+            state,
+            new_state,
+        )
+    return new_table, new_state
 
 
 # ------------------------------------------------------------------ recording lookups

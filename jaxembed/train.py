@@ -823,11 +823,15 @@ def _make_row_sparse_train_step(
             for key in sorted(keys):
                 table, spec = arrays[key], specs[key]
                 dim = table.shape[1]
-                grad = sparse.coalesce(
+                grad = sparse.RowSparseGrad(  # per lookup; the lazy update sums repeated ids
                     jnp.concatenate([jnp.ravel(i) for i in ids[key]] or [jnp.zeros((0,), jnp.int32)]),
                     jnp.concatenate([g.reshape(-1, dim) for g in probe_grads[key]] or [jnp.zeros((0, dim))]),
-                    table.shape[0],
                 )
+                touched_rows_needed = (regularization and spec.embeddings_regularizer is not None) or (
+                    constraints and spec.embeddings_constraint is not None
+                )
+                if touched_rows_needed:  # each touched row once
+                    grad = sparse.coalesce(grad.ids, grad.rows, table.shape[0])
                 if regularization and spec.embeddings_regularizer is not None:
                     penalty, grad = _row_penalty(spec.table_penalty, table, grad)
                     loss = loss + penalty

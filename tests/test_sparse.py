@@ -200,8 +200,27 @@ def test_rows_not_looked_up_are_bit_identical(tx):
             np.testing.assert_array_equal(np.asarray(leaf)[untouched], 0.0)
 
 
-def test_padding_and_duplicates_in_the_update():
-    opt = lazy(optax.sgd(1.0))
+@pytest.mark.parametrize("tx", [optax.adam(0.1), optax.rmsprop(0.1), optax.sgd(0.1, momentum=0.9)])
+def test_small_table_path_equals_the_gather_path(tx):
+    """lazy() updates small tables densely (masked to the touched rows): same numbers, same semantics."""
+    rng = np.random.default_rng(9)
+    table = jnp.asarray(rng.normal(size=(40, 3)), jnp.float32)
+    always_dense, never_dense = lazy(tx, dense_fraction=0.0), lazy(tx, dense_fraction=None)
+    state_a, state_b, table_a, table_b = always_dense.init(table), never_dense.init(table), table, table
+    for ids in ([1, 5, 5, 39, -2], [0, 1, 2, 3, PAD_ID], [7, 7, 7, 7, 7]):
+        grad = coalesce(jnp.array(ids), jnp.asarray(rng.normal(size=(5, 3)), jnp.float32), 40)
+        table_a, state_a = jax.jit(always_dense.update)(grad, state_a, table_a)
+        table_b, state_b = jax.jit(never_dense.update)(grad, state_b, table_b)
+    np.testing.assert_allclose(table_a, table_b, rtol=1e-6, atol=1e-7)
+    for a, b in zip(jax.tree.leaves(state_a), jax.tree.leaves(state_b)):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    untouched = np.setdiff1d(np.arange(40), [0, 1, 2, 3, 5, 7, 39])
+    np.testing.assert_array_equal(np.asarray(table_a)[untouched], np.asarray(table)[untouched])
+
+
+@pytest.mark.parametrize("dense_fraction", [0.25, None])
+def test_padding_and_duplicates_in_the_update(dense_fraction):
+    opt = lazy(optax.sgd(1.0), dense_fraction=dense_fraction)
     table = jnp.zeros((4, 1))
     grad = RowSparseGrad(jnp.array([2, PAD_ID, -3, 4, 1]), jnp.array([[1.0], [5.0], [6.0], [7.0], [2.0]]))
     new, _ = opt.update(grad, opt.init(table), table)
@@ -211,11 +230,12 @@ def test_padding_and_duplicates_in_the_update():
     assert new[:, 0].tolist() == [-1.0, -3.0, 0.0, 0.0]
 
 
-def test_shard_local_update_matches_the_global_one():
+@pytest.mark.parametrize("dense_fraction", [0.0, None])
+def test_shard_local_update_matches_the_global_one(dense_fraction):
     """The sharding contract: shift ids to a shard's coordinates, out-of-shard ids are ignored."""
     rng = np.random.default_rng(8)
     table = jnp.asarray(rng.normal(size=(12, 3)), jnp.float32)
-    opt = lazy(optax.adam(0.1))
+    opt = lazy(optax.adam(0.1), dense_fraction=dense_fraction)
     grad = coalesce(jnp.array([0, 5, 6, 11, 5]), jnp.asarray(rng.normal(size=(5, 3)), jnp.float32), 12)
     whole, whole_state = opt.update(grad, opt.init(table), table)
     for start in (0, 6):
