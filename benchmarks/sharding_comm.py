@@ -35,7 +35,8 @@ import numpy as np  # noqa: E402
 import optax  # noqa: E402
 from jax.sharding import NamedSharding, PartitionSpec  # noqa: E402
 
-from jaxembed import ops, sharding, sparse  # noqa: E402
+import jaxembed  # noqa: E402
+from jaxembed import ops, sharding, sparse, train  # noqa: E402
 
 
 def loss_of_rows(rows: jax.Array) -> jax.Array:
@@ -141,17 +142,32 @@ def main() -> None:
             reference_lazy,
         )
 
-    # The HLO, then correctness (the first call; train steps donate and carry their state).
+    # The trainer's own row-sparse mode (jaxembed.train.Trainer(..., row_sparse=True)) on placed tables.
+    for placement in sharding.PLACEMENTS:
+        model = jaxembed.Embedding(
+            V, D, weights=np.asarray(table), embeddings_sharding=sharding.table_sharding(mesh2, placement)
+        )
+        trainer = train.Trainer(model, optax.adam(1e-2), lambda m, i: loss_of_rows(m(i)), row_sparse=True)
+        cases[f"train   {placement}, Trainer(row_sparse=True)"] = (
+            trainer._train_step,
+            (trainer.state, batch),
+            reference_lazy,
+        )
+
+    def carry(out, fn_args):
+        """(arguments of the next call, the table) of a step's output; train steps donate their state."""
+        if isinstance(out, tuple) and isinstance(out[0], train.TrainState):  # (state, metrics)
+            return (out[0], fn_args[-1]), out[0].params["embeddings"][...]
+        if isinstance(out, tuple):  # (table, opt_state)
+            return (*out, fn_args[-1]), out[0]
+        return fn_args, out
+
+    # The HLO, then correctness (the first call).
     rows = []
     current = {}
     for name, (fn, fn_args, want) in cases.items():
         rows.append((name, sharding.collectives(fn.lower(*fn_args).compile())))
-        got = fn(*fn_args)
-        if isinstance(got, tuple):  # (table, opt_state): the next call continues from here
-            current[name] = (*got, fn_args[-1])
-            got = got[0]
-        else:
-            current[name] = fn_args
+        current[name], got = carry(fn(*fn_args), fn_args)
         np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=2e-5, atol=2e-6, err_msg=name)
 
     # Interleaved timing.
@@ -161,8 +177,7 @@ def main() -> None:
             start = time.perf_counter()
             out = jax.block_until_ready(fn(*current[name]))
             times[name].append(time.perf_counter() - start)
-            if isinstance(out, tuple):
-                current[name] = (*out, current[name][-1])
+            current[name] = carry(out, current[name])[0]
 
     baselines = {"lookup": rows[0][1], "train": rows[5][1]}
     print(
