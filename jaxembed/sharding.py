@@ -459,8 +459,10 @@ def collectives(compiled: Any) -> list[Collective]:
 
     The bytes are those of each collective's result on one device: for an
     ``all-gather`` the gathered array, for an ``all-reduce`` the reduced one.
-    Asynchronous pairs (``all-gather-start`` / ``-done``) count once; for a
-    ``-start`` the operand buffers in its result tuple are not counted twice.
+    Asynchronous pairs (``all-gather-start`` / ``-done``, as GPUs and TPUs run
+    them) count once, at the start; the operand buffers and context scalars that
+    an ``all-gather-start`` or ``collective-permute-start`` carries in its result
+    tuple are not counted.
 
     Args:
         compiled: a ``jax.stages.Compiled`` (or ``Lowered``), or HLO text.
@@ -485,8 +487,10 @@ def collectives(compiled: Any) -> list[Collective]:
         if match is None:
             continue
         arrays = _ARRAY.findall(match.group("shape"))
-        if match.group("start") and len(arrays) > 1:
-            arrays = arrays[len(arrays) // 2 :]  # (operands..., results...) of an async start
+        if match.group("start") and match.group("op") == "all-gather" and len(arrays) > 1:
+            arrays = arrays[len(arrays) // 2 :]  # (operands..., results...)
+        elif match.group("start") and match.group("op") == "collective-permute" and len(arrays) > 1:
+            arrays = arrays[1:2]  # (operand, result, context scalars...)
         found.append(
             Collective(
                 op=match.group("op"),

@@ -244,12 +244,18 @@ def test_collectives_reads_async_pairs_once():
         "%ags = (f32[2,4]{1,0}, f32[16,4]{1,0}) all-gather-start(f32[2,4]{1,0} %p), dimensions={0}\n"
         "%agd = f32[16,4]{1,0} all-gather-done((f32[2,4]{1,0}, f32[16,4]{1,0}) %ags)\n"
         "%ar = bf16[8]{0} all-reduce(bf16[8]{0} %x), to_apply=%add\n"
+        "%ars = (f32[4]{0}, f32[2]{0}) all-reduce-start(f32[4]{0} %a, f32[2]{0} %b), to_apply=%add\n"
+        "%ard = (f32[4]{0}, f32[2]{0}) all-reduce-done((f32[4]{0}, f32[2]{0}) %ars)\n"
+        "%cps = (f32[3]{0}, f32[3]{0}, u32[], u32[]) collective-permute-start(f32[3]{0} %c), "
+        "source_target_pairs={{0,1}}\n"
     )
     assert sharding.collectives(text) == [
         sharding.Collective("all-gather", ("f32[16,4]",), 256),
         sharding.Collective("all-reduce", ("bf16[8]",), 16),
+        sharding.Collective("all-reduce", ("f32[4]", "f32[2]"), 24),
+        sharding.Collective("collective-permute", ("f32[3]",), 12),
     ]
-    assert sharding.communicated_bytes(text, op="all-reduce") == 16
+    assert sharding.communicated_bytes(text, op="all-reduce") == 40
 
 
 # ----------------------------------------------------------------- checkpoints
@@ -323,3 +329,31 @@ def test_row_sparse_trainer_on_placed_tables_equals_one_device(placement):
     assert got.sharding.is_equivalent_to(sharding.table_sharding(mesh, placement), 2)
     found = sharding.collectives(sharded_trainer._train_step.lower(sharded_trainer.state, batch).compile())
     assert found and all(c.bytes <= 4 * 24 * D * 4 for c in found), found  # 24 ids: never a table shard
+
+
+@pytest.mark.parametrize("placement", sharding.PLACEMENTS)
+def test_embedding_bags_on_placed_tables_equal_one_device(placement):
+    mesh = mesh_of("2x4")
+    placed = jaxembed.EmbeddingBag(
+        V,
+        D,
+        combiner="sqrtn",
+        mask_zero=True,
+        rngs=1,
+        embeddings_sharding=sharding.table_sharding(mesh, placement),
+    )
+    plain = jaxembed.EmbeddingBag(V, D, combiner="sqrtn", mask_zero=True, rngs=1)
+    ids = batch_for(mesh, seed=7)
+    weights = jnp.linspace(0.5, 2.0, ids.size).reshape(ids.shape)
+    out = jax.jit(lambda m, i, w: m(i, weights=w))(placed, ids, weights)
+    np.testing.assert_allclose(out, plain(np.asarray(ids), weights=weights), rtol=1e-6, atol=1e-7)
+
+    def loss(table, i):
+        return jnp.sum(ops.embedding_bag(table, i, combiner="sum", weights=weights) ** 2)
+
+    table = placed.embeddings[...]
+    step = jax.jit(jax.grad(loss), out_shardings=table.sharding)
+    np.testing.assert_allclose(
+        step(table, ids), jax.grad(loss)(plain.embeddings[...], np.asarray(ids)), rtol=1e-5, atol=1e-6
+    )
+    assert_no_table_all_gather(step.lower(table, ids).compile())
