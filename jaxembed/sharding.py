@@ -15,8 +15,11 @@ A batch can be split over a ``data`` mesh axis at the same time (data parallel).
 :func:`sharded_lookup` is the explicit lookup for row-sharded tables: each device
 gathers the rows it owns, writes zeros for the others, and one ``psum`` over the
 model axis adds the partial results -- the table itself never moves.
+:func:`sharded_lazy_update` runs the lazy optimizer of :mod:`jaxembed.sparse` on each
+shard (each device updates only its own touched rows).
 :func:`collectives` reads a compiled step's HLO and lists the collectives it runs
 and their bytes, so tests and benchmarks can show that nothing gathers the table.
+Checkpoints of placed tables: :func:`jaxembed.checkpoint.save_sharded_checkpoint`.
 
 Examples:
     >>> mesh = make_mesh(model=2, devices=jax.devices()[:2])
