@@ -15,7 +15,10 @@ each optimizer update, as Keras does.
 
 The "gradients + optimizer update" part is one small function,
 :func:`dense_update`; pass another one with the same signature as ``update=``
-(e.g. a row-sparse update for embedding tables) to change only that part.
+to change only that part. ``row_sparse=True`` (in :class:`Trainer`,
+:func:`init_train_state`, :func:`make_train_step`) switches the model's
+trainable embedding tables to row-sparse gradients and lazy updates
+(:mod:`jaxembed.sparse`): a step then costs ``O(batch)``, not ``O(vocabulary)``.
 
 Examples:
     >>> import optax
@@ -48,11 +51,14 @@ import optax
 from flax import nnx
 from tqdm import tqdm
 
+from jaxembed import sparse
 from jaxembed.checkpoint import restore_checkpoint, save_checkpoint
-from jaxembed.layers import apply_constraints, regularization_loss
+from jaxembed.layers import Embedding, apply_constraints, regularization_loss
 
 __all__ = [
     "TrainState",
+    "RowSparseOptState",
+    "row_sparse_tables",
     "LossFn",
     "UpdateFn",
     "dense_update",
@@ -138,7 +144,7 @@ def _copy_tree(tree: Any) -> Any:
 
 
 def init_train_state(
-    model: nnx.Module, optimizer: optax.GradientTransformation
+    model: nnx.Module, optimizer: optax.GradientTransformation, *, row_sparse: bool = False
 ) -> tuple[nnx.GraphDef, TrainState]:
     """Splits ``model`` once into its static graph and a fresh :class:`TrainState` (step 0).
 
@@ -152,10 +158,17 @@ def init_train_state(
         >>> graphdef, state = init_train_state(model, optax.adam(1e-3))
         >>> int(state.step), len(jax.tree.leaves(state.params)), len(jax.tree.leaves(state.rest))
         (0, 0, 1)
+
+    With ``row_sparse=True`` the optimizer state is a :class:`RowSparseOptState`
+    (see :func:`make_train_step`).
     """
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
     params, rest = _copy_tree(params), _copy_tree(rest)
-    return graphdef, TrainState(jnp.zeros((), jnp.int32), params, rest, optimizer.init(params))
+    if row_sparse:
+        opt_state = _init_row_sparse_opt_state(model, optimizer, params)
+    else:
+        opt_state = optimizer.init(params)
+    return graphdef, TrainState(jnp.zeros((), jnp.int32), params, rest, opt_state)
 
 
 def make_train_step(
@@ -166,6 +179,7 @@ def make_train_step(
     regularization: bool = True,
     constraints: bool = True,
     update: UpdateFn = dense_update,
+    row_sparse: bool = False,
 ) -> Callable[[TrainState, Any], tuple[TrainState, Metrics]]:
     """The pure train step ``(state, batch) -> (new_state, metrics)`` (not yet jitted).
 
@@ -176,6 +190,13 @@ def make_train_step(
         regularization: add :func:`jaxembed.regularization_loss` to the loss.
         constraints: run :func:`jaxembed.apply_constraints` after each update.
         update: gradients + optimizer update (default :func:`dense_update`).
+        row_sparse: train the model's trainable embedding tables
+            (:func:`row_sparse_tables`) with row-sparse gradients and
+            :func:`jaxembed.sparse.lazy` updates of ``optimizer`` (which must be
+            element-wise); every other parameter keeps the dense update. The
+            tables' regularizers and constraints apply to the rows the batch
+            looked up. The state must come from
+            ``init_train_state(..., row_sparse=True)``; ``update`` is not used.
 
     Returns:
         A function to wrap in ``jax.jit(..., donate_argnums=0)``; its metrics
@@ -191,6 +212,11 @@ def make_train_step(
         >>> state.params["embeddings"][...].tolist()
         [[0.800000011920929, 0.800000011920929], [1.0, 1.0], [1.0, 1.0]]
     """
+
+    if row_sparse:
+        return _make_row_sparse_train_step(
+            graphdef, optimizer, loss_fn, regularization=regularization, constraints=constraints
+        )
 
     def train_step(state: TrainState, batch: Any) -> tuple[TrainState, Metrics]:
         def loss_of(params: nnx.State) -> tuple[jax.Array, tuple[Metrics, nnx.State]]:
@@ -260,6 +286,8 @@ class Trainer:
         constraints: apply :func:`jaxembed.apply_constraints` after every update.
         update: the gradients + optimizer update function (default
             :func:`dense_update`).
+        row_sparse: row-sparse gradients and lazy updates for the embedding
+            tables (see :func:`make_train_step`); ``O(batch)`` steps at any vocabulary size.
 
     Attributes:
         state: the current :class:`TrainState`.
@@ -284,6 +312,7 @@ class Trainer:
         regularization: bool = True,
         constraints: bool = True,
         update: UpdateFn = dense_update,
+        row_sparse: bool = False,
     ):
         if not isinstance(model, nnx.Module):
             raise TypeError(f"`model` must be a flax.nnx.Module. Received: {type(model).__name__}.")
@@ -294,7 +323,7 @@ class Trainer:
             )
         self.model = model
         self.optimizer = optimizer
-        self.graphdef, self.state = init_train_state(model, optimizer)
+        self.graphdef, self.state = init_train_state(model, optimizer, row_sparse=row_sparse)
         self.stop_training = False
         train = make_train_step(
             self.graphdef,
@@ -303,6 +332,7 @@ class Trainer:
             regularization=regularization,
             constraints=constraints,
             update=update,
+            row_sparse=row_sparse,
         )
         evaluate = make_eval_step(self.graphdef, eval_fn or loss_fn, regularization=regularization)
         self._train_step = jax.jit(train, donate_argnums=0)
@@ -647,3 +677,182 @@ def _length_or_none(data: Iterable[Any]) -> int | None:
         return len(data)  # type: ignore[arg-type]
     except TypeError:
         return None
+
+
+# ------------------------------------------------------------------------ row-sparse training
+
+
+class RowSparseOptState(NamedTuple):
+    """The optimizer state of a row-sparse train step (``init_train_state(..., row_sparse=True)``).
+
+    Attributes:
+        dense: ``optimizer.init`` of every parameter except the row-sparse tables.
+        tables: for each row-sparse table, keyed by its path in the model (e.g.
+            ``"embed/embeddings"``), its :func:`jaxembed.sparse.lazy` state
+            (for Adam: a global step count and per-row moments).
+    """
+
+    dense: optax.OptState
+    tables: dict[str, optax.OptState]
+
+
+def _table_key(path: Sequence[Any]) -> str:
+    return "/".join(map(str, path))
+
+
+def row_sparse_tables(model: nnx.Module) -> dict[str, Embedding]:
+    """The tables ``row_sparse=True`` trains row-sparsely, keyed by their path in ``model``.
+
+    These are the trainable float tables of the :class:`jaxembed.Embedding`
+    layers. Frozen tables are not trained at all; quantized tables are not
+    trainable; a LoRA-enabled layer's table is frozen and its small LoRA
+    factors keep the dense update.
+
+    Examples:
+        >>> class Tagger(nnx.Module):
+        ...     def __init__(self):
+        ...         self.words = jaxembed.Embedding(100, 4, rngs=0)
+        ...         self.tags = jaxembed.Embedding(10, 4, trainable=False, rngs=0)
+        >>> sorted(row_sparse_tables(Tagger()))
+        ['words/embeddings']
+    """
+    return {
+        _table_key((*path, "embeddings")): node
+        for path, node in nnx.iter_graph(model)
+        if isinstance(node, Embedding)
+        and isinstance(node.embeddings, nnx.Param)
+        and node.spec.quantization_mode is None
+    }
+
+
+def _check_row_wise_constraints(tables: Mapping[str, Embedding]) -> None:
+    for key, layer in tables.items():
+        axis = getattr(layer.spec.embeddings_constraint, "axis", None)
+        if axis is not None and axis not in (1, -1):
+            raise ValueError(
+                f"row_sparse=True applies the table constraint to the rows a batch looked up, so it must "
+                f"act row by row; the constraint of {key!r} normalizes along axis={axis!r} (each column "
+                "over the whole vocabulary). Use axis=1 (e.g. max_norm with axis=1) or row_sparse=False."
+            )
+
+
+def _split_tables(params: nnx.State, keys: set[str]) -> tuple[nnx.State, nnx.State]:
+    return nnx.split_state(params, lambda path, _: _table_key(path) in keys, ...)
+
+
+def _init_row_sparse_opt_state(
+    model: nnx.Module, optimizer: optax.GradientTransformation, params: nnx.State
+) -> RowSparseOptState:
+    tables = row_sparse_tables(model)
+    _check_row_wise_constraints(tables)
+    lazy_tx = sparse.lazy(optimizer)
+    table_state, dense = _split_tables(params, set(tables))
+    return RowSparseOptState(
+        optimizer.init(dense),
+        {_table_key(path): lazy_tx.init(variable[...]) for path, variable in nnx.to_flat_state(table_state)},
+    )
+
+
+def _touched_rows(table: jax.Array, ids: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    num_rows = table.shape[0]
+    valid = (ids >= 0) & (ids < num_rows)
+    index = jnp.where(valid, ids, num_rows)
+    return index, valid, table.at[index].get(mode="fill", fill_value=0)
+
+
+def _row_penalty(penalty_fn: Callable, table: jax.Array, grad: sparse.RowSparseGrad):
+    """The table penalty of the touched rows and the gradient with its derivative added."""
+    _, valid, rows = _touched_rows(table, grad.ids)
+    penalty, row_grads = jax.value_and_grad(penalty_fn)(rows)
+    row_grads = jnp.where(valid[:, None], row_grads, 0).astype(grad.rows.dtype)
+    return penalty, grad._replace(rows=grad.rows + row_grads)
+
+
+def _constrain_rows(constraint: Callable, table: jax.Array, ids: jax.Array) -> jax.Array:
+    index, _, rows = _touched_rows(table, ids)
+    return table.at[index].set(constraint(rows).astype(table.dtype), mode="drop")
+
+
+def _make_row_sparse_train_step(
+    graphdef: nnx.GraphDef,
+    optimizer: optax.GradientTransformation,
+    loss_fn: LossFn,
+    *,
+    regularization: bool,
+    constraints: bool,
+) -> Callable[[TrainState, Any], tuple[TrainState, Metrics]]:
+    lazy_tx = sparse.lazy(optimizer)
+
+    def train_step(state: TrainState, batch: Any) -> tuple[TrainState, Metrics]:
+        if not isinstance(state.opt_state, RowSparseOptState):
+            raise TypeError(
+                "A row_sparse=True train step needs the state of init_train_state(model, optimizer, "
+                f"row_sparse=True); its opt_state is a {type(state.opt_state).__name__}, "
+                "not a RowSparseOptState."
+            )
+        keys = set(state.opt_state.tables)
+        model = nnx.merge(graphdef, state.params, state.rest, copy=True)
+        specs = {key: layer.spec for key, layer in row_sparse_tables(model).items() if key in keys}
+        tables, dense = _split_tables(state.params, keys)
+        flat_tables = list(nnx.to_flat_state(tables))
+        arrays = {_table_key(path): variable[...] for path, variable in flat_tables}
+
+        def forward(dense_params: nnx.State, probes: dict[str, list[jax.Array]] | None):
+            # The tables are constants here: the loss is differentiated with respect to the
+            # probes added to the rows each lookup gathered (jaxembed.sparse), never the tables.
+            model = nnx.merge(graphdef, nnx.merge_state(dense_params, tables), state.rest, copy=True)
+            owners = {id(layer): key for key, layer in row_sparse_tables(model).items() if key in keys}
+            with sparse._record_lookups(owners, probes) as recorder:
+                loss, metrics = _loss_and_metrics(loss_fn(model, batch))
+                if regularization:
+                    loss = loss + regularization_loss(model)  # without the tracked tables' penalties
+            _, _, rest = nnx.split(model, nnx.Param, ...)
+            return loss, (metrics, rest, recorder.ids)
+
+        with jax.named_scope("jaxembed_row_sparse_train_step"):
+            id_shapes = jax.eval_shape(lambda d: forward(d, None)[1][2], dense)
+            probes = {
+                key: [jnp.zeros((*i.shape, arrays[key].shape[1]), arrays[key].dtype) for i in id_shapes[key]]
+                for key in keys
+            }
+            (loss, (metrics, rest, ids)), (dense_grads, probe_grads) = jax.value_and_grad(
+                forward, argnums=(0, 1), has_aux=True
+            )(dense, probes)
+
+            new_arrays, table_states = {}, {}
+            for key in sorted(keys):
+                table, spec = arrays[key], specs[key]
+                dim = table.shape[1]
+                grad = sparse.RowSparseGrad(  # per lookup; the lazy update sums repeated ids
+                    jnp.concatenate([jnp.ravel(i) for i in ids[key]] or [jnp.zeros((0,), jnp.int32)]),
+                    jnp.concatenate([g.reshape(-1, dim) for g in probe_grads[key]] or [jnp.zeros((0, dim))]),
+                )
+                touched_rows_needed = (regularization and spec.embeddings_regularizer is not None) or (
+                    constraints and spec.embeddings_constraint is not None
+                )
+                if touched_rows_needed:  # each touched row once
+                    grad = sparse.coalesce(grad.ids, grad.rows, table.shape[0])
+                if regularization and spec.embeddings_regularizer is not None:
+                    penalty, grad = _row_penalty(spec.table_penalty, table, grad)
+                    loss = loss + penalty
+                table, table_states[key] = lazy_tx.update(grad, state.opt_state.tables[key], table)
+                if constraints and spec.embeddings_constraint is not None:
+                    table = _constrain_rows(spec.embeddings_constraint, table, grad.ids)
+                new_arrays[key] = table
+
+            updates, dense_state = optimizer.update(dense_grads, state.opt_state.dense, dense)
+            dense = optax.apply_updates(dense, updates)
+            new_tables = nnx.from_flat_state(
+                [(path, variable.replace(new_arrays[_table_key(path)])) for path, variable in flat_tables]
+            )
+            params = nnx.merge_state(dense, new_tables)
+            if constraints:  # the other tables' constraints, on the whole table as usual
+                model = nnx.merge(graphdef, params, rest, copy=True)
+                for path, node in nnx.iter_graph(model):
+                    if isinstance(node, Embedding) and _table_key((*path, "embeddings")) not in keys:
+                        node.apply_constraint()
+                _, params, rest = nnx.split(model, nnx.Param, ...)
+        opt_state = RowSparseOptState(dense_state, table_states)
+        return TrainState(state.step + 1, params, rest, opt_state), {"loss": loss, **metrics}
+
+    return train_step
