@@ -15,6 +15,9 @@ The public API, layered bottom-up:
   :mod:`jaxembed.keras_io` (imported on demand; needs h5py) -- Keras files without Keras.
 * :mod:`jaxembed.text` (:class:`jaxembed.TextVectorizer`, Keras's ``TextVectorization``) and
   :mod:`jaxembed.datasets` (IMDB, aclImdb, folders, CSV/JSONL, a built-in corpus) -- raw text to ids.
+* :mod:`jaxembed.sharding` -- tables on a device mesh (row, column, replicated), a
+  ``shard_map`` lookup, the collectives of a compiled step; :class:`jaxembed.EmbeddingBag`
+  -- multi-hot bags (sum, mean, sqrtn).
 
 Examples:
     >>> import jax.numpy as jnp
@@ -26,19 +29,32 @@ Examples:
 
 from importlib.metadata import PackageNotFoundError, version
 
-from jaxembed import checkpoint, constraints, initializers, lora, ops, quant, regularizers, sparse, train
-from jaxembed import datasets, text
-from jaxembed.text import TextVectorizer
+from jaxembed import (
+    checkpoint,
+    constraints,
+    datasets,
+    initializers,
+    lora,
+    ops,
+    quant,
+    regularizers,
+    sharding,
+    sparse,
+    text,
+    train,
+)
 from jaxembed.config import EmbeddingSpec
-from jaxembed.pooling import Flatten, GlobalAveragePooling1D
 from jaxembed.layers import (
     ActivityLoss,
     Embedding,
+    EmbeddingBag,
     FrozenParam,
     QuantizedVariable,
     apply_constraints,
     regularization_loss,
 )
+from jaxembed.pooling import Flatten, GlobalAveragePooling1D
+from jaxembed.text import TextVectorizer
 
 try:
     __version__ = version("jaxembed")
@@ -47,6 +63,7 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 
 __all__ = [
     "Embedding",
+    "EmbeddingBag",
     "FrozenParam",
     "QuantizedVariable",
     "ActivityLoss",
@@ -67,5 +84,6 @@ __all__ = [
     "text",
     "datasets",
     "TextVectorizer",
+    "sharding",
     "__version__",
 ]

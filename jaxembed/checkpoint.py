@@ -38,7 +38,14 @@ import numpy as np
 
 from jaxembed import _files
 
-__all__ = ["CheckpointError", "save_checkpoint", "restore_checkpoint", "read_checkpoint_metadata"]
+__all__ = [
+    "CheckpointError",
+    "save_checkpoint",
+    "restore_checkpoint",
+    "read_checkpoint_metadata",
+    "save_sharded_checkpoint",
+    "restore_sharded_checkpoint",
+]
 
 _MAGIC = b"JAXEMBED-CKPT\x00"
 _FORMAT_VERSION = 1
@@ -182,13 +189,7 @@ def restore_checkpoint(path: str | os.PathLike, like: Any) -> Any:
     stored = _read_payload(path)["leaves"]
     template, treedef = jax.tree_util.tree_flatten_with_path(like)
     expected_paths = [jax.tree_util.keystr(key) for key, _ in template]
-    problems = []
-    missing = [p for p in expected_paths if p not in stored]
-    extra = [p for p in stored if p not in set(expected_paths)]
-    if missing:
-        problems.append(f"missing from the checkpoint: {', '.join(missing)}")
-    if extra:
-        problems.append(f"in the checkpoint but not in the model: {', '.join(extra)}")
+    problems = _path_problems(expected_paths, list(stored))
     for name, (_, leaf) in zip(expected_paths, template):
         if name not in stored:
             continue
@@ -218,6 +219,17 @@ def restore_checkpoint(path: str | os.PathLike, like: Any) -> Any:
     return jax.tree_util.tree_unflatten(treedef, leaves)
 
 
+def _path_problems(expected: list[str], stored: list[str]) -> list[str]:
+    problems = []
+    missing = [p for p in expected if p not in set(stored)]
+    extra = [p for p in stored if p not in set(expected)]
+    if missing:
+        problems.append(f"missing from the checkpoint: {', '.join(missing)}")
+    if extra:
+        problems.append(f"in the checkpoint but not in the model: {', '.join(extra)}")
+    return problems
+
+
 def _decode_leaf(entry: dict[str, Any], like: Any) -> Any:
     array = np.frombuffer(entry["data"], dtype=jnp.dtype(entry["dtype"])).reshape(entry["shape"]).copy()
     if entry["key_impl"] is not None:
@@ -227,3 +239,132 @@ def _decode_leaf(entry: dict[str, Any], like: Any) -> Any:
     if isinstance(like, np.ndarray):
         return array
     return array[()] if array.ndim == 0 else array
+
+
+# --------------------------------------------------------- sharded checkpoints (orbax)
+def _orbax() -> Any:
+    try:
+        import orbax.checkpoint as ocp
+    except ImportError:  # pragma: no cover - the sharding extra installs it
+        raise ImportError(
+            "Sharded checkpoints need orbax-checkpoint: pip install 'jaxembed[sharding]'."
+        ) from None
+    return ocp
+
+
+def save_sharded_checkpoint(path: str | os.PathLike, tree: Any, *, overwrite: bool = False) -> Path:
+    """Saves a pytree of (possibly sharded) arrays with orbax-checkpoint; returns the folder.
+
+    Every device writes its own shards (every process, in a multi-process run,
+    must call this with the same ``path``). Orbax writes into a temporary folder
+    and renames it when complete, so an interrupted save never leaves a
+    half-written checkpoint under ``path``.
+
+    Args:
+        path: the checkpoint folder (must not exist unless ``overwrite``).
+        tree: a pytree of JAX arrays, e.g. a ``TrainState`` whose table is placed on a mesh.
+        overwrite: replace an existing checkpoint at ``path``.
+
+    Returns:
+        The checkpoint folder.
+
+    Examples:
+        >>> import tempfile, os
+        >>> path = os.path.join(tempfile.mkdtemp(), "ckpt")
+        >>> save_sharded_checkpoint(path, {"table": jnp.ones((4, 2))}).name
+        'ckpt'
+    """
+    ocp = _orbax()
+    path = Path(path).absolute()
+    if path.exists() and not overwrite:
+        raise FileExistsError(
+            f"A checkpoint already exists at {str(path)!r}; pass overwrite=True to replace it."
+        )
+    with ocp.StandardCheckpointer() as checkpointer:
+        checkpointer.save(path, tree, force=overwrite)
+        checkpointer.wait_until_finished()
+    return path
+
+
+def _slash_path(path: tuple[Any, ...]) -> str:
+    """``params/embeddings/value``: orbax stores NamedTuples and objects as dicts, so compare names only."""
+    names = []
+    for entry in path:
+        for attribute in ("key", "name", "idx"):
+            if hasattr(entry, attribute):
+                names.append(str(getattr(entry, attribute)))
+                break
+        else:
+            names.append(str(entry))
+    return "/".join(names)
+
+
+def _abstract(leaf: Any) -> Any:
+    if isinstance(leaf, jax.ShapeDtypeStruct):
+        return leaf
+    return jax.ShapeDtypeStruct(np.shape(leaf), leaf.dtype, sharding=getattr(leaf, "sharding", None))
+
+
+def restore_sharded_checkpoint(path: str | os.PathLike, like: Any) -> Any:
+    """Reads a :func:`save_sharded_checkpoint` folder onto the placements of ``like``.
+
+    ``like`` may live on another mesh than the one that saved -- another shape,
+    another placement (rows saved, columns restored): each device reads only the
+    pieces of its new shards.
+
+    Args:
+        path: the checkpoint folder.
+        like: a pytree of arrays or ``jax.ShapeDtypeStruct`` (with ``sharding``) giving
+            the structure, shapes, dtypes and target placements.
+
+    Returns:
+        ``like``'s structure holding the saved values, placed like ``like``.
+
+    Raises:
+        FileNotFoundError: no checkpoint at ``path``.
+        CheckpointError: the saved tree's paths or shapes differ from ``like``'s
+            (the message lists each difference).
+
+    Examples:
+        >>> import tempfile, os
+        >>> path = save_sharded_checkpoint(os.path.join(tempfile.mkdtemp(), "c"), {"t": jnp.ones((4, 2))})
+        >>> restore_sharded_checkpoint(path, like={"t": jnp.zeros((4, 2))})["t"].tolist()
+        [[1.0, 1.0], [1.0, 1.0], [1.0, 1.0], [1.0, 1.0]]
+    """
+    ocp = _orbax()
+    path = Path(path).absolute()
+    if not path.is_dir():
+        raise FileNotFoundError(f"No sharded checkpoint folder at {str(path)!r}.")
+    abstract = jax.tree.map(_abstract, like)
+    with ocp.StandardCheckpointer() as checkpointer:
+        stored = checkpointer.metadata(path).item_metadata.tree
+        saved = {
+            _slash_path(key): leaf
+            for key, leaf in jax.tree_util.tree_flatten_with_path(
+                stored, is_leaf=lambda x: hasattr(x, "shape") and hasattr(x, "dtype")
+            )[0]
+        }
+        wanted = {_slash_path(key): leaf for key, leaf in jax.tree_util.tree_flatten_with_path(abstract)[0]}
+        problems = _path_problems(list(wanted), list(saved))
+        for name, leaf in wanted.items():
+            if name in saved and (tuple(saved[name].shape), np.dtype(saved[name].dtype)) != (
+                tuple(leaf.shape),
+                np.dtype(leaf.dtype),
+            ):
+                problems.append(
+                    f"{name}: checkpoint has "
+                    f"{_describe(saved[name].shape, np.dtype(saved[name].dtype), None)}, "
+                    f"model expects {_describe(leaf.shape, np.dtype(leaf.dtype), None)}"
+                )
+        if problems:
+            raise CheckpointError(
+                f"Checkpoint {str(path)!r} does not match the model: " + "; ".join(problems) + "."
+            )
+        restored = checkpointer.restore(path, abstract)
+    # Leaves of ``like`` that JAX may still move (uncommitted, e.g. a step counter made by
+    # jnp.zeros) come back uncommitted too, so they mix with arrays on any mesh.
+    return jax.tree.map(
+        lambda new, old: jnp.asarray(np.asarray(new)) if getattr(old, "committed", True) is False else new,
+        restored,
+        like,
+    )

@@ -19,6 +19,7 @@ from flax import nnx
 
 from jaxembed import lora as lora_math
 from jaxembed import ops, quant, sparse
+from jaxembed import sharding as sharding_lib
 from jaxembed.config import EmbeddingSpec, parse_quantization_config
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "FrozenParam",
     "QuantizedVariable",
     "ActivityLoss",
+    "EmbeddingBag",
     "regularization_loss",
     "apply_constraints",
 ]
@@ -112,6 +114,11 @@ class Embedding(nnx.Module):
         quantization_config: quantize the initial table at once: ``"int8"``,
             ``"int4"``, or Keras's serialized ``Int8QuantizationConfig`` /
             ``Int4QuantizationConfig`` (see :meth:`quantize`).
+        embeddings_sharding: place the table on a device mesh: a ``NamedSharding``
+            (e.g. ``jaxembed.sharding.table_sharding(mesh, "row")``) or mesh-axis
+            names per table axis (``("model", None)``, with the mesh from
+            ``jax.set_mesh``); stored as Flax's ``out_sharding`` metadata. See
+            :mod:`jaxembed.sharding`.
         rngs: ``nnx.Rngs``, an integer seed or a key; ``None`` draws a fresh
             random seed, so two layers made without one differ.
 
@@ -163,9 +170,11 @@ class Embedding(nnx.Module):
         lora_rank: int | None = None,
         lora_alpha: float | None = None,
         quantization_config: Any = None,
+        embeddings_sharding: Any = None,
         rngs: nnx.Rngs | int | jax.Array | None = None,
     ):
         quantization = parse_quantization_config(quantization_config)
+        placement = sharding_lib.variable_metadata(embeddings_sharding)
         self.spec = EmbeddingSpec.create(
             input_dim,
             output_dim,
@@ -184,7 +193,7 @@ class Embedding(nnx.Module):
         )
         key = _key_from(rngs)
         table = self.spec.initial_table(key, weights)
-        self.embeddings = (nnx.Param if trainable else FrozenParam)(table)
+        self.embeddings = (nnx.Param if trainable else FrozenParam)(table, **placement)
         if self.spec.activity_regularizer is not None:
             self.activity_loss = ActivityLoss(jnp.zeros((), jnp.float32))
         # Keras's build order: quantized variables first, then LoRA on top.
@@ -455,6 +464,74 @@ class Embedding(nnx.Module):
     def from_config(cls, config: dict[str, Any], *, rngs: nnx.Rngs | int | jax.Array | None = None) -> Embedding:
         """Builds a layer from a config written by Keras or by :meth:`get_config`."""
         return cls(**EmbeddingSpec.arguments_from_config(config, lora_and_quantization=True), rngs=rngs)
+
+
+class EmbeddingBag(Embedding):
+    """Multi-hot features: looks up each bag of ids and combines it into one vector.
+
+    torch's ``nn.EmbeddingBag`` (and ``tf.nn.embedding_lookup_sparse``) as an
+    :class:`Embedding` whose call ends with :func:`jaxembed.ops.combine_bags`:
+    every constructor argument of :class:`Embedding` works the same (initializer,
+    regularizers, ``mask_zero``, sharding, LoRA, quantization), plus ``combiner``.
+    With ``mask_zero=True`` id 0 is left out of its bag (torch's ``padding_idx=0``).
+
+    Args:
+        input_dim: vocabulary size.
+        output_dim: size of each vector.
+        combiner: ``"mean"`` (default, as torch), ``"sum"`` or ``"sqrtn"``.
+        **kwargs: the keyword arguments of :class:`Embedding`.
+
+    Shapes:
+        padded ``ids`` ``(..., bag_size)`` → ``(..., output_dim)``; ragged ``ids``
+        ``(num_ids,)`` with ``offsets`` ``(num_bags,)`` → ``(num_bags, output_dim)``.
+
+    Examples:
+        >>> bag = EmbeddingBag(4, 2, combiner="sum", weights=jnp.array([[1, 1], [1, 2], [2, 2], [3, 3]]))
+        >>> bag(jnp.array([[0, 3], [1, 1]])).tolist()
+        [[4.0, 4.0], [2.0, 4.0]]
+        >>> bag(jnp.array([0, 3, 1]), offsets=jnp.array([0, 2]), weights=jnp.array([1.0, 0.5, 2.0])).tolist()
+        [[2.5, 2.5], [2.0, 4.0]]
+    """
+
+    def __init__(self, input_dim: int, output_dim: int, *, combiner: ops.Combiner = "mean", **kwargs: Any):
+        ops.check_combiner(combiner)
+        super().__init__(input_dim, output_dim, **kwargs)
+        self.combiner = combiner
+
+    def __call__(
+        self,
+        ids: jax.typing.ArrayLike,
+        *,
+        mask: jax.typing.ArrayLike | None = None,
+        weights: jax.typing.ArrayLike | None = None,
+        offsets: jax.typing.ArrayLike | None = None,
+    ) -> jax.Array:
+        """Combines each bag (see :func:`jaxembed.ops.embedding_bag` for ``mask``/``weights``/``offsets``)."""
+        vectors = super().__call__(ids)
+        mask = ops.bag_mask(ids, mask, self.spec.mask_zero)
+        return ops.combine_bags(vectors, combiner=self.combiner, mask=mask, weights=weights, offsets=offsets)
+
+    def compute_mask(self, ids: jax.typing.ArrayLike, mask: Any = None) -> None:
+        """Bags are combined, so there is no mask to pass on: ``None``."""
+        return None
+
+    def compute_output_shape(self, input_shape: Sequence[int | None]) -> tuple[int | None, ...]:
+        """Padded bags: ``(*input_shape[:-1], output_dim)``."""
+        return tuple(input_shape[:-1]) + (self.spec.output_dim,)
+
+    def get_config(self) -> dict[str, Any]:
+        """:meth:`Embedding.get_config` plus ``"combiner"``."""
+        return {**super().get_config(), "combiner": self.combiner}
+
+    @classmethod
+    def from_config(
+        cls, config: dict[str, Any], *, rngs: nnx.Rngs | int | jax.Array | None = None
+    ) -> EmbeddingBag:
+        """Builds a bag layer from :meth:`get_config`'s dict."""
+        config = dict(config)
+        combiner = config.pop("combiner", "mean")
+        arguments = EmbeddingSpec.arguments_from_config(config, lora_and_quantization=True)
+        return cls(**arguments, combiner=combiner, rngs=rngs)
 
 
 def _embeddings_in(model: nnx.Module):

@@ -21,9 +21,10 @@ import jax
 import jax.numpy as jnp
 
 from jaxembed import ops
+from jaxembed import sharding as sharding_lib
 from jaxembed.config import EmbeddingSpec
 
-__all__ = ["Embedding"]
+__all__ = ["Embedding", "EmbeddingBag"]
 
 
 def _latest(_previous: Any, new: Any) -> Any:
@@ -60,6 +61,7 @@ class Embedding(nn.Module):
     param_dtype: Any = None
     lookup: ops.LookupMethod = "take"
     invalid_ids: ops.InvalidIds = "nan"
+    embeddings_sharding: Any = None  # a NamedSharding or mesh-axis names; see jaxembed.sharding
 
     def __post_init__(self):
         self.spec  # validate the arguments when the module is made, not when it is first used
@@ -89,7 +91,11 @@ class Embedding(nn.Module):
     def __call__(self, ids: jax.typing.ArrayLike) -> jax.Array:
         """Looks up ``ids`` (any shape); returns ``(*ids.shape, output_dim)`` in ``dtype``."""
         spec = self.spec
-        table = self.param("embeddings", lambda key: spec.initial_table(key, self.weights))
+        init = lambda key: spec.initial_table(key, self.weights)  # noqa: E731
+        placement = sharding_lib.variable_metadata(self.embeddings_sharding)
+        if placement:  # Flax's boxed Partitioned parameter: nn.get_partition_spec reads it
+            init = nn.with_partitioning(init, placement["out_sharding"], placement["mesh"])
+        table = self.param("embeddings", init)
         spec.check_ids_shape(jnp.shape(ids))
         if not spec.trainable:
             table = jax.lax.stop_gradient(table)
@@ -119,3 +125,39 @@ class Embedding(nn.Module):
     def from_config(cls, config: dict[str, Any]) -> Embedding:
         """Builds the module from a config written by Keras or by :meth:`get_config`."""
         return cls(**EmbeddingSpec.arguments_from_config(config))
+
+
+class EmbeddingBag(Embedding):
+    """Multi-hot bags for Linen: :class:`Embedding` then :func:`jaxembed.ops.combine_bags`.
+
+    The NNX :class:`jaxembed.EmbeddingBag` for Linen code: same attributes as
+    :class:`Embedding` plus ``combiner``; ``mask_zero`` leaves id 0 out of its bag.
+
+    Examples:
+        >>> bag = EmbeddingBag(4, 2, combiner="sum", weights=jnp.array([[1, 1], [1, 2], [2, 2], [3, 3]]))
+        >>> ids = jnp.array([[0, 3], [1, 1]])
+        >>> bag.apply(bag.init(jax.random.key(0), ids), ids).tolist()
+        [[4.0, 4.0], [2.0, 4.0]]
+    """
+
+    combiner: ops.Combiner = "mean"
+
+    def __post_init__(self):
+        ops.check_combiner(self.combiner)
+        super().__post_init__()
+
+    def __call__(
+        self,
+        ids: jax.typing.ArrayLike,
+        mask: jax.typing.ArrayLike | None = None,
+        weights: jax.typing.ArrayLike | None = None,
+        offsets: jax.typing.ArrayLike | None = None,
+    ) -> jax.Array:
+        """Combines each bag (see :func:`jaxembed.ops.embedding_bag`)."""
+        vectors = super().__call__(ids)
+        mask = ops.bag_mask(ids, mask, self.mask_zero)
+        return ops.combine_bags(vectors, combiner=self.combiner, mask=mask, weights=weights, offsets=offsets)
+
+    def get_config(self) -> dict[str, Any]:
+        """:meth:`Embedding.get_config` plus ``"combiner"``."""
+        return {**super().get_config(), "combiner": self.combiner}

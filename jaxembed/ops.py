@@ -31,7 +31,7 @@ NaN for ids past the end. Here:
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 import jax
 import jax.numpy as jnp
@@ -51,6 +51,12 @@ __all__ = [
     "lookup",
     "compute_mask",
     "masked_mean",
+    "Combiner",
+    "COMBINERS",
+    "check_combiner",
+    "bag_mask",
+    "combine_bags",
+    "embedding_bag",
 ]
 
 LookupMethod = Literal["take", "one_hot"]
@@ -61,6 +67,10 @@ LOOKUP_METHODS: tuple[str, ...] = get_args(LookupMethod)
 """The valid values of ``lookup``, ``("take", "one_hot")``, for validation and error messages."""
 INVALID_IDS_MODES: tuple[str, ...] = get_args(InvalidIds)
 """The valid values of ``invalid_ids``, ``("nan", "checkify")``."""
+Combiner = Literal["sum", "mean", "sqrtn"]
+"""How a bag of vectors becomes one: weighted ``"sum"``, ``"mean"`` or ``"sqrtn"`` (TF's names)."""
+COMBINERS: tuple[str, ...] = get_args(Combiner)
+"""The valid values of ``combiner``, ``("sum", "mean", "sqrtn")``."""
 
 _MAX_REPORTED = 5
 
@@ -318,3 +328,180 @@ def compute_mask(ids: jax.typing.ArrayLike, mask_zero: bool) -> jax.Array | None
     if not mask_zero:
         return None
     return jnp.not_equal(jnp.asarray(ids), 0)
+
+
+# ------------------------------------------------------------------ multi-hot bags
+def _check_bag_arguments(
+    ids_shape: tuple[int, ...], combiner: str, mask: Any, weights: Any, offsets: Any
+) -> None:
+    check_combiner(combiner)
+    for name, value in (("mask", mask), ("weights", weights)):
+        if value is not None and jnp.shape(value) != ids_shape:
+            raise ValueError(
+                f"`{name}` must have the ids' shape {ids_shape}. Received shape {jnp.shape(value)}."
+            )
+    if offsets is None:
+        if len(ids_shape) < 1:
+            raise ValueError("Padded bags need ids of shape (..., bag_size). Received a scalar id.")
+        return
+    if len(ids_shape) != 1 or jnp.ndim(offsets) != 1:
+        raise ValueError(
+            "Ragged bags take 1-D ids (the values) and 1-D `offsets` (where each bag starts). "
+            f"Received ids of shape {ids_shape} and offsets of shape {jnp.shape(offsets)}."
+        )
+    if isinstance(offsets, jax.core.Tracer):
+        return
+    host = np.asarray(offsets)
+    if not np.issubdtype(host.dtype, np.integer):
+        raise TypeError(f"`offsets` must be integers. Received dtype {host.dtype}.")
+    if host.size and (
+        host[0] != 0 or np.any(np.diff(host) < 0) or host[-1] > ids_shape[0]
+    ):
+        raise ValueError(
+            "`offsets` must start at 0, never decrease and not exceed the number of ids "
+            f"({ids_shape[0]}). Received: offsets={host.tolist()}."
+        )
+
+
+def check_combiner(combiner: str) -> str:
+    """Returns ``combiner`` if it names a bag combiner, else raises ``ValueError``.
+
+    Examples:
+        >>> check_combiner("sqrtn")
+        'sqrtn'
+    """
+    if combiner not in COMBINERS:
+        raise ValueError(f"`combiner` must be one of {COMBINERS}. Received: combiner={combiner!r}.")
+    return combiner
+
+
+def bag_mask(
+    ids: jax.typing.ArrayLike, mask: jax.typing.ArrayLike | None, mask_zero: bool
+) -> jax.Array | None:
+    """Which ids are in their bag: ``mask`` and, with ``mask_zero``, ``ids != 0`` (torch's ``padding_idx=0``).
+
+    Examples:
+        >>> bag_mask(jnp.array([[4, 0, 2]]), jnp.array([[True, True, False]]), mask_zero=True).tolist()
+        [[True, False, False]]
+    """
+    padding = compute_mask(ids, mask_zero)
+    if padding is None:
+        return mask
+    return padding if mask is None else padding & jnp.asarray(mask, bool)
+
+
+def combine_bags(
+    vectors: jax.Array,
+    *,
+    combiner: Combiner = "mean",
+    mask: jax.typing.ArrayLike | None = None,
+    weights: jax.typing.ArrayLike | None = None,
+    offsets: jax.typing.ArrayLike | None = None,
+) -> jax.Array:
+    """Combines looked-up vectors bag by bag: the second half of :func:`embedding_bag`.
+
+    With per-id weights :math:`w_i` (1 when not given, 0 where ``mask`` is false)
+    and vectors :math:`e_i` of one bag:
+
+    .. math::
+
+        \\text{sum} = \\sum_i w_i e_i, \\quad
+        \\text{mean} = \\frac{\\sum_i w_i e_i}{\\sum_i w_i}, \\quad
+        \\text{sqrtn} = \\frac{\\sum_i w_i e_i}{\\sqrt{\\sum_i w_i^2}}
+
+    An empty bag (no ids, all masked, or zero weights) gives zeros.
+
+    Args:
+        vectors: padded ``(..., bag_size, dim)`` or, with ``offsets``, ragged ``(num_ids, dim)``.
+        combiner: ``"sum"``, ``"mean"`` or ``"sqrtn"``.
+        mask: boolean, the ids' shape (``vectors.shape[:-1]``): false entries are not in
+            their bag. Their vectors may be NaN (an invalid id): they are dropped, not multiplied.
+        weights: per-id weights, the ids' shape (torch's ``per_sample_weights``).
+        offsets: ``(num_bags,)`` start of each bag in the ragged ids (torch's ``offsets``):
+            bag ``b`` holds ids ``offsets[b]:offsets[b + 1]``, the last one runs to the end.
+
+    Returns:
+        ``(..., dim)`` for padded bags, ``(num_bags, dim)`` for ragged ones.
+
+    Examples:
+        >>> vectors = jnp.array([[[1.0, 0.0], [3.0, 2.0], [9.0, 9.0]]])
+        >>> combine_bags(vectors, mask=jnp.array([[True, True, False]])).tolist()
+        [[2.0, 1.0]]
+        >>> ragged = jnp.array([[1.0], [3.0], [5.0]])
+        >>> combine_bags(ragged, combiner="sum", offsets=jnp.array([0, 2, 3])).tolist()
+        [[4.0], [5.0], [0.0]]
+    """
+    _check_bag_arguments(tuple(vectors.shape[:-1]), combiner, mask, weights, offsets)
+    dtype = vectors.dtype
+    w = jnp.ones(vectors.shape[:-1], dtype) if weights is None else jnp.asarray(weights, dtype)
+    keep = jnp.ones(vectors.shape[:-1], bool) if mask is None else jnp.asarray(mask, bool)
+    w = jnp.where(keep, w, 0)
+    weighted = jnp.where(keep[..., None], vectors * w[..., None], 0)
+    with jax.named_scope("embedding_bag_combine"):
+        if offsets is None:
+            total = jnp.sum(weighted, axis=-2)
+            w_sum, w_sq = jnp.sum(w, axis=-1), jnp.sum(w * w, axis=-1)
+        else:
+            num_bags = jnp.shape(offsets)[0]
+            bag = jnp.searchsorted(jnp.asarray(offsets), jnp.arange(vectors.shape[0]), side="right") - 1
+            total = jax.ops.segment_sum(weighted, bag, num_segments=num_bags)
+            w_sum = jax.ops.segment_sum(w, bag, num_segments=num_bags)
+            w_sq = jax.ops.segment_sum(w * w, bag, num_segments=num_bags)
+        if combiner == "sum":
+            return total
+        scale = w_sum if combiner == "mean" else jnp.sqrt(w_sq)
+        empty = scale == 0
+        return jnp.where(empty[..., None], 0, total / jnp.where(empty, 1, scale)[..., None])
+
+
+def embedding_bag(
+    table: jax.Array,
+    ids: jax.typing.ArrayLike,
+    *,
+    combiner: Combiner = "mean",
+    mask: jax.typing.ArrayLike | None = None,
+    weights: jax.typing.ArrayLike | None = None,
+    offsets: jax.typing.ArrayLike | None = None,
+    method: LookupMethod = "take",
+    invalid_ids: InvalidIds = "nan",
+) -> jax.Array:
+    """Multi-hot lookup: looks up every id of each bag and combines them (torch's ``EmbeddingBag``).
+
+    Two layouts, both with static shapes (so ``jax.jit`` compiles once per shape):
+
+    * padded: ``ids`` of shape ``(..., bag_size)`` and a ``mask`` saying which
+      entries are real (padding entries must still hold a valid id, e.g. 0);
+    * ragged: 1-D ``ids`` holding every bag's ids back to back and ``offsets``
+      giving where each bag starts (torch's ``input`` + ``offsets``).
+
+    Semantics (see :func:`combine_bags` for the math): ``"sum"`` with ``weights``
+    is torch's ``per_sample_weights``; ``"mean"`` and ``"sqrtn"`` with weights divide
+    by ``sum(w)`` and ``sqrt(sum(w**2))`` as ``tf.nn.embedding_lookup_sparse`` does
+    (torch allows weights only with ``"sum"``). Empty bags give zeros (as torch; TF
+    drops trailing empty rows from its output).
+
+    Args:
+        table: ``(input_dim, output_dim)`` array.
+        ids: ``(..., bag_size)`` padded ids, or ``(num_ids,)`` ragged ids with ``offsets``.
+        combiner: ``"sum"``, ``"mean"`` (default, as torch) or ``"sqrtn"``.
+        mask: boolean, ``ids.shape``; entries that are false are left out.
+        weights: per-id weights, ``ids.shape``.
+        offsets: ``(num_bags,)`` int start offsets for ragged ids.
+        method: the lookup path (:func:`lookup`).
+        invalid_ids: what traced invalid ids do (:func:`lookup`); an invalid id
+            makes its bag NaN unless it is masked out.
+
+    Returns:
+        ``(..., output_dim)`` for padded ids, ``(num_bags, output_dim)`` for ragged ids.
+
+    Examples:
+        >>> table = jnp.array([[1.0, 1.0], [1.0, 2.0], [2.0, 2.0], [3.0, 3.0]])
+        >>> embedding_bag(table, jnp.array([[0, 1], [3, 0]]), mask=jnp.array([[1, 1], [1, 0]])).tolist()
+        [[1.0, 1.5], [3.0, 3.0]]
+        >>> embedding_bag(table, jnp.array([2, 2, 3]), offsets=jnp.array([0, 2]), combiner="sum").tolist()
+        [[4.0, 4.0], [3.0, 3.0]]
+    """
+    _check_bag_arguments(tuple(jnp.shape(ids)), combiner, mask, weights, offsets)
+    with jax.named_scope("embedding_bag"):
+        vectors = lookup(table, ids, method=method, invalid_ids=invalid_ids)
+        return combine_bags(vectors, combiner=combiner, mask=mask, weights=weights, offsets=offsets)

@@ -153,3 +153,27 @@ def test_text_classifier_on_keras_imdb_npz(tmp_path):
     )
     predictions = json.loads((tmp_path / "predictions.json").read_text())
     assert [p["class"] for p in predictions] == ["pos", "neg"]
+
+
+def test_two_processes_train_one_table_like_one_process(tmp_path):
+    """jax.distributed on CPU over loopback: each process owns half the rows; same table as one process."""
+    stdout, summary = run_example("multiprocess_embedding.py", tmp_path, "--steps", "12")
+    assert "process 0/2: owns rows of shape [(32, 8)]" in stdout
+    assert "process 1/2: owns rows of shape [(32, 8)]" in stdout
+    assert summary["num_processes"] == 2
+    assert summary["max_abs_difference"] <= 1e-6
+    assert summary["losses"] == pytest.approx(summary["one_process_losses"], rel=1e-6)
+    assert summary["losses"][-1] < summary["losses"][0]
+
+
+def test_sharded_embedding_trains_a_table_split_over_eight_devices(tmp_path):
+    stdout, summary = run_example(
+        "sharded_embedding.py", tmp_path, "--vocab", "80000", "--steps", "30", "--quiet"
+    )
+    assert "devices: 8" in stdout and "all-gathers: 0" in stdout
+    assert summary["shards"] == 8 and summary["shard_shape"] == [10000, 32]
+    assert summary["table_and_adam_mib"] > summary["device_budget_mib"] >= summary["table_and_adam_mib"] / 8
+    assert "model" in summary["table_sharding"] and "model" in summary["adam_mu_sharding"]
+    assert [c["op"] for c in summary["collectives"]] == ["all-reduce"]  # the looked-up vectors only
+    assert summary["bytes_per_step"] < 80000 * 32 * 4 / 50
+    assert summary["loss_last"] < summary["loss_first"]

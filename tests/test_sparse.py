@@ -584,3 +584,31 @@ def test_the_text_classifier_example_trains_row_sparse():
         jax.tree.leaves(sparse_trainer.state.params), jax.tree.leaves(dense_trainer.state.params)
     ):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_embedding_bag_tables_train_row_sparse():
+    class Bags(nnx.Module):
+        def __init__(self):
+            self.bag = jaxembed.EmbeddingBag(300, 4, combiner="mean", mask_zero=True, rngs=0)
+            self.head = nnx.Linear(4, 1, rngs=nnx.Rngs(0))
+
+        def __call__(self, ids):
+            return self.head(self.bag(ids))[:, 0]
+
+    def loss(model, batch):
+        return jnp.mean((model(batch["ids"]) - batch["y"]) ** 2)
+
+    rng = np.random.default_rng(12)
+    data = [
+        {"ids": rng.integers(0, 300, (5, 6)), "y": rng.normal(size=5).astype(np.float32)} for _ in range(3)
+    ]
+    sparse_trainer = Trainer(Bags(), optax.sgd(0.5), loss, row_sparse=True)
+    dense_trainer = Trainer(Bags(), optax.sgd(0.5), loss)
+    assert list(sparse_trainer.state.opt_state.tables) == ["bag/embeddings"]
+    for batch in data:
+        sparse_trainer.train_step(batch)
+        dense_trainer.train_step(batch)
+    for a, b in zip(
+        jax.tree.leaves(sparse_trainer.state.params), jax.tree.leaves(dense_trainer.state.params)
+    ):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
