@@ -28,6 +28,9 @@ def header(title: str) -> None:
         f"# machine: {platform.machine()}, {os.cpu_count()} CPU cores (shared with other jobs), "
         f"jax {jax.__version__}, backend {jax.default_backend()}"
     )
+    tuned = {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")}
+    if tuned:
+        print(f"# glibc malloc settings: {tuned}")
     print(f"# {title}")
 
 

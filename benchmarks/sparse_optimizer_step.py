@@ -112,6 +112,10 @@ def batches(vocab: int, n: int, dim: int, count: int, seed: int = 1):
 
 
 def memory_main(method: str, vocab: int, dim: int, n: int) -> None:
+    if method.startswith("torch"):
+        import torch
+
+        torch.set_num_threads(1)
     step, _, temp = make_case(method, vocab, dim)
     data = batches(vocab, n, dim, 1)
     if not method.startswith("torch"):
@@ -158,10 +162,13 @@ def main() -> None:
         return
     import torch
 
+    # One thread: on a small machine shared with other jobs, torch's two-thread kernels spend most
+    # of their time waiting for each other (medians 10-50x their minimum); one thread is its best case.
+    torch.set_num_threads(1)
     check(1000, args.dim, args.ids)
     header(
         f"one Adam step on a (V, {args.dim}) float32 table, {args.ids} random ids per step "
-        f"(uniform, with repeats); torch {torch.__version__} ({torch.get_num_threads()} threads). "
+        f"(uniform, with repeats); torch {torch.__version__} ({torch.get_num_threads()} thread). "
         "Checked first: lazy = dense after 1 step, lazy = torch SparseAdam after 3."
     )
     print(
@@ -172,19 +179,34 @@ def main() -> None:
     )
     rows = []
     for vocab in args.vocabs:
-        cases = {m: make_case(m, vocab, args.dim) for m in METHODS}
         data = batches(vocab, args.ids, args.dim, 4)
         jax_data = [jax.device_put(b) for b in data]
         slow = vocab >= 1_000_000
-        runners = {}
-        for method, (step, _, _) in cases.items():
+        repeats, calls = (5, 3) if slow else (args.repeats, 10)
+
+        def runner(method, step):
             source = data if method.startswith("torch") else jax_data
-            runners[method] = lambda step=step, source=source, k=[0]: step(
-                *source[k.__setitem__(0, (k[0] + 1) % 4) or k[0]]
-            )
-        times = interleaved(runners, repeats=3 if slow else args.repeats, calls=2 if slow else 10)
-        temps = {m: cases[m][2] for m in METHODS}
-        del cases, runners
+            counter = [0]
+
+            def run():
+                counter[0] = (counter[0] + 1) % len(source)
+                return step(*source[counter[0]])
+
+            return run
+
+        temps = {}
+        if vocab * args.dim * 4 * 3 * len(METHODS) < 8 * 2**30:  # all cases fit in memory: interleave
+            cases = {m: make_case(m, vocab, args.dim) for m in METHODS}
+            times = interleaved({m: runner(m, c[0]) for m, c in cases.items()}, repeats=repeats, calls=calls)
+            temps = {m: c[2] for m, c in cases.items()}
+            del cases
+        else:  # e.g. V=4*10^6: five tables with their state do not fit together; one case at a time
+            times = {}
+            for method in METHODS:
+                step, _, temps[method] = make_case(method, vocab, args.dim)
+                times.update(interleaved({method: runner(method, step)}, repeats=repeats, calls=calls))
+                del step
+                gc.collect()
         gc.collect()
         for method in METHODS:
             if temps[method] is None:  # torch: peak RSS above the kept state, in a fresh process
@@ -210,9 +232,8 @@ def main() -> None:
             f"gather path only: {gather[last] / gather[first]:.2f}x"
         )
         if 1_000_000 in lazy:
-            print(
-                f"#   V=10^6: lazy is {dense[1_000_000] / lazy[1_000_000]:.1f}x faster than dense optax.adam (>= 40x)"
-            )
+            speedup = dense[1_000_000] / lazy[1_000_000]
+            print(f"#   V=10^6: lazy is {speedup:.1f}x faster than dense optax.adam (>= 40x)")
         for vocab in lazy:
             print(
                 f"#   V={vocab}: lazy / torch SparseAdam = {lazy[vocab] / sparse_adam[vocab]:.2f}, "

@@ -141,7 +141,7 @@ def main() -> None:
         times = interleaved(runners, repeats=3 if slow else args.repeats, calls=3 if slow else 10)
         for name, values in times.items():
             results.append((vocab, name, median(values), min(values)))
-        del sparse_trainer, dense_trainer, nnx_model, optimizer, runners
+        runners.clear()  # the next vocabulary's models replace these
         gc.collect()
     print(f"{'V':>9} {'step':34} {'ms/step':>9} {'min':>9} {'NNX / this':>11}")
     for vocab, name, ms, low in results:

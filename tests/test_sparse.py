@@ -551,3 +551,64 @@ def test_fit_eval_and_checkpoint_with_row_sparse(tmp_path):
     assert restored.restore(tmp_path / "ckpt") == int(trainer.state.step)
     for a, b in zip(jax.tree.leaves(restored.state), jax.tree.leaves(trainer.state)):
         np.testing.assert_array_equal(a, b)
+
+
+def test_the_text_classifier_example_trains_row_sparse():
+    """examples/text_classifier.py's model (KerasSequential: Embedding(mask_zero) -> average -> Dense)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "examples" / "text_classifier.py"
+    spec = importlib.util.spec_from_file_location("text_classifier_example", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+
+    rng = np.random.default_rng(11)
+    data = []
+    for _ in range(3):
+        ids = rng.integers(1, 300, (8, 10)) * (rng.random((8, 10)) < 0.7)
+        data.append({"ids": ids, "label": rng.integers(0, 3, 8)})
+    kwargs = dict(embedding_dim=8, hidden=4)
+    sparse_trainer = Trainer(
+        example.build_model(1000, 3, **kwargs), optax.sgd(0.3), example.classification_loss, row_sparse=True
+    )
+    dense_trainer = Trainer(
+        example.build_model(1000, 3, **kwargs), optax.sgd(0.3), example.classification_loss
+    )
+    assert len(sparse_trainer.state.opt_state.tables) == 1
+    for batch in data:
+        np.testing.assert_allclose(
+            sparse_trainer.train_step(batch)["loss"], dense_trainer.train_step(batch)["loss"], rtol=1e-5
+        )
+    for a, b in zip(
+        jax.tree.leaves(sparse_trainer.state.params), jax.tree.leaves(dense_trainer.state.params)
+    ):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_embedding_bag_tables_train_row_sparse():
+    class Bags(nnx.Module):
+        def __init__(self):
+            self.bag = jaxembed.EmbeddingBag(300, 4, combiner="mean", mask_zero=True, rngs=0)
+            self.head = nnx.Linear(4, 1, rngs=nnx.Rngs(0))
+
+        def __call__(self, ids):
+            return self.head(self.bag(ids))[:, 0]
+
+    def loss(model, batch):
+        return jnp.mean((model(batch["ids"]) - batch["y"]) ** 2)
+
+    rng = np.random.default_rng(12)
+    data = [
+        {"ids": rng.integers(0, 300, (5, 6)), "y": rng.normal(size=5).astype(np.float32)} for _ in range(3)
+    ]
+    sparse_trainer = Trainer(Bags(), optax.sgd(0.5), loss, row_sparse=True)
+    dense_trainer = Trainer(Bags(), optax.sgd(0.5), loss)
+    assert list(sparse_trainer.state.opt_state.tables) == ["bag/embeddings"]
+    for batch in data:
+        sparse_trainer.train_step(batch)
+        dense_trainer.train_step(batch)
+    for a, b in zip(
+        jax.tree.leaves(sparse_trainer.state.params), jax.tree.leaves(dense_trainer.state.params)
+    ):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
