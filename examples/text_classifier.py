@@ -88,11 +88,16 @@ def classification_loss(model: KerasSequential, batch: dict) -> tuple[jax.Array,
 
 
 def predict(model: nnx.Module, ids: np.ndarray, batch_size: int = 1024) -> np.ndarray:
-    """Class probabilities, in batches (eval mode: dropout off)."""
+    """Class probabilities, in batches (eval mode: dropout off).
+
+    The model is split once and its state passed to a ``jax.jit`` function, the way
+    jaxembed's own steps run: ``nnx.jit`` on the module would walk its whole state per call.
+    """
     model.eval()
-    forward = nnx.jit(lambda m, x: jax.nn.softmax(m(x), axis=-1))
+    graphdef, state = nnx.split(model)
+    forward = jax.jit(lambda state, x: jax.nn.softmax(nnx.merge(graphdef, state)(x), axis=-1))
     return np.concatenate(
-        [np.asarray(forward(model, ids[i : i + batch_size])) for i in range(0, len(ids), batch_size)]
+        [np.asarray(forward(state, ids[i : i + batch_size])) for i in range(0, len(ids), batch_size)]
     )
 
 
@@ -203,6 +208,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--predict", action="append", default=None, metavar="TEXT", help="classify with the saved model"
     )
+    parser.add_argument(
+        "--row-sparse",
+        action="store_true",
+        help="row-sparse gradients and lazy Adam for the embedding table (docs/sparse-updates.md)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser.parse_args(argv)
 
@@ -262,7 +272,7 @@ def main(argv: list[str] | None = None) -> dict:
         dropout=args.dropout,
         seed=args.seed,
     )
-    trainer = Trainer(model, optax.adam(args.learning_rate), classification_loss)
+    trainer = Trainer(model, optax.adam(args.learning_rate), classification_loss, row_sparse=args.row_sparse)
     batches = Batches(train, args.batch_size, seed=args.seed, drop_remainder=True)
     test_batches = Batches(test, 1024, shuffle=False)
     print(f"training {args.epochs} epochs of {len(batches)} batches of {args.batch_size}")
@@ -294,6 +304,7 @@ def main(argv: list[str] | None = None) -> dict:
     summary = {
         "backend": jax.default_backend(),
         "dataset": args.dataset,
+        "row_sparse": args.row_sparse,
         "train_examples": len(train["label"]),
         "test_examples": len(test["label"]),
         "classes": list(class_names),

@@ -102,8 +102,10 @@ def test_text_classifier_flatten_variant_and_csv(tmp_path):
         "6",
         "--epochs",
         "5",
+        "--row-sparse",
         "--quiet",
     )
+    assert summary["row_sparse"] is True  # lazy Adam on the table, dense Adam on the head
     assert summary["classes"] == ["neg", "pos"] and summary["test_accuracy"] == 1.0
 
 
