@@ -32,8 +32,7 @@ class KerasObject:
         unknown = sorted(set(config) - names)
         if unknown:
             raise ValueError(
-                f"Unknown config keys {unknown} for {cls.__name__}; "
-                f"expected a subset of {sorted(names)}."
+                f"Unknown config keys {unknown} for {cls.__name__}; expected a subset of {sorted(names)}."
             )
         return cls(**config)
 

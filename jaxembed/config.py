@@ -255,7 +255,10 @@ class EmbeddingSpec:
                 f"`weights` must have shape (input_dim, output_dim) = {self.table_shape}. "
                 f"Received an array of shape {array.shape}."
             )
-        if not (np.issubdtype(array.dtype, np.number) or array.dtype == jnp.bfloat16) or array.dtype == np.bool_:
+        if (
+            not (np.issubdtype(array.dtype, np.number) or array.dtype == jnp.bfloat16)
+            or array.dtype == np.bool_
+        ):
             raise ValueError(f"`weights` must be numeric. Received dtype {array.dtype}.")
         return jnp.asarray(array, self.param_dtype)
 
@@ -280,7 +283,12 @@ class EmbeddingSpec:
         name = compute
         if variable == "float32" and compute in _MIXED_POLICIES.values() and compute != variable:
             name = "mixed_" + compute
-        return {"module": "keras", "class_name": "DTypePolicy", "config": {"name": name}, "registered_name": None}
+        return {
+            "module": "keras",
+            "class_name": "DTypePolicy",
+            "config": {"name": name},
+            "registered_name": None,
+        }
 
     def get_config(self) -> dict[str, Any]:
         """Keras's config dict for this layer.
@@ -383,35 +391,57 @@ def _quantized_policy(mode: str, block_size: int | None, source: dict[str, Any])
     """Keras's dtype policy of a quantized layer (``int8_from_float32``, ``int4/128_from_float32``)."""
     source_name = source["config"]["name"]
     if mode == "int8":
-        return {"module": "keras.dtype_policies", "class_name": "QuantizedDTypePolicy",
-                "config": {"mode": "int8", "source_name": source_name}, "registered_name": None}
-    return {"module": "keras.dtype_policies", "class_name": "Int4DTypePolicy",
-            "config": {"mode": f"int4/{-1 if block_size is None else block_size}",
-                       "source_name": source_name},
-            "registered_name": None}
+        return {
+            "module": "keras.dtype_policies",
+            "class_name": "QuantizedDTypePolicy",
+            "config": {"mode": "int8", "source_name": source_name},
+            "registered_name": None,
+        }
+    return {
+        "module": "keras.dtype_policies",
+        "class_name": "Int4DTypePolicy",
+        "config": {"mode": f"int4/{-1 if block_size is None else block_size}", "source_name": source_name},
+        "registered_name": None,
+    }
 
 
 def _quantization_config(mode: str, block_size: int | None) -> dict[str, Any]:
     """Keras's serialized ``Int8QuantizationConfig`` / ``Int4QuantizationConfig``."""
     if mode == "int8":
-        quantizer = {"module": "keras.quantizers", "class_name": "AbsMaxQuantizer",
-                     "config": {"value_range": [-127, 127], "epsilon": 1e-07, "output_dtype": "int8"},
-                     "registered_name": None}
-        return {"module": "keras.quantizers", "class_name": "Int8QuantizationConfig",
-                "config": {"weight_quantizer": None, "activation_quantizer": quantizer},
-                "registered_name": None}
-    return {"module": "keras.quantizers", "class_name": "Int4QuantizationConfig",
-            "config": {"weight_quantizer": None, "activation_quantizer": None,
-                       "block_size": -1 if block_size is None else block_size},
-            "registered_name": None}
+        quantizer = {
+            "module": "keras.quantizers",
+            "class_name": "AbsMaxQuantizer",
+            "config": {"value_range": [-127, 127], "epsilon": 1e-07, "output_dtype": "int8"},
+            "registered_name": None,
+        }
+        return {
+            "module": "keras.quantizers",
+            "class_name": "Int8QuantizationConfig",
+            "config": {"weight_quantizer": None, "activation_quantizer": quantizer},
+            "registered_name": None,
+        }
+    return {
+        "module": "keras.quantizers",
+        "class_name": "Int4QuantizationConfig",
+        "config": {
+            "weight_quantizer": None,
+            "activation_quantizer": None,
+            "block_size": -1 if block_size is None else block_size,
+        },
+        "registered_name": None,
+    }
 
 
 def _source_policy(dtype: Any) -> Any:
     """The float policy under a Keras quantized policy (``int8_from_bfloat16`` -> ``bfloat16``)."""
     if isinstance(dtype, Mapping) and dtype.get("class_name") in _QUANTIZED_POLICIES:
         name = (dtype.get("config") or {}).get("source_name", "float32")
-        return {"module": "keras", "class_name": "DTypePolicy", "config": {"name": name},
-                "registered_name": None}
+        return {
+            "module": "keras",
+            "class_name": "DTypePolicy",
+            "config": {"name": name},
+            "registered_name": None,
+        }
     if isinstance(dtype, str) and "_from_" in dtype:
         return dtype.split("_from_", 1)[1]
     return dtype

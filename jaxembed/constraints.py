@@ -87,7 +87,9 @@ class UnitNorm(Constraint):
 
 
 _REGISTRY = KerasObjects(
-    "constraint", "keras.constraints", [MaxNorm, MinMaxNorm, NonNeg, UnitNorm],
+    "constraint",
+    "keras.constraints",
+    [MaxNorm, MinMaxNorm, NonNeg, UnitNorm],
     {"max_norm": MaxNorm, "min_max_norm": MinMaxNorm, "non_neg": NonNeg, "unit_norm": UnitNorm},
 )
 

@@ -153,7 +153,11 @@ class Orthogonal(Initializer):
         return jax.nn.initializers.orthogonal(scale=self.gain)(key, shape, dtype)
 
 
-_DISTRIBUTIONS = {"truncated_normal": "truncated_normal", "untruncated_normal": "normal", "uniform": "uniform"}
+_DISTRIBUTIONS = {
+    "truncated_normal": "truncated_normal",
+    "untruncated_normal": "normal",
+    "uniform": "uniform",
+}
 _MODES = ("fan_in", "fan_out", "fan_avg")
 
 
@@ -215,27 +219,62 @@ def _preset(name: str, scale: float, mode: str, distribution: str, doc: str) -> 
     return cls
 
 
-GlorotUniform = _preset("GlorotUniform", 1.0, "fan_avg", "uniform", "Uniform within ±sqrt(6 / (fan_in + fan_out)).")
-GlorotNormal = _preset("GlorotNormal", 1.0, "fan_avg", "truncated_normal", "Truncated normal, stddev sqrt(2 / (fan_in + fan_out)).")
+GlorotUniform = _preset(
+    "GlorotUniform", 1.0, "fan_avg", "uniform", "Uniform within ±sqrt(6 / (fan_in + fan_out))."
+)
+GlorotNormal = _preset(
+    "GlorotNormal",
+    1.0,
+    "fan_avg",
+    "truncated_normal",
+    "Truncated normal, stddev sqrt(2 / (fan_in + fan_out)).",
+)
 HeUniform = _preset("HeUniform", 2.0, "fan_in", "uniform", "Uniform within ±sqrt(6 / fan_in).")
-HeNormal = _preset("HeNormal", 2.0, "fan_in", "truncated_normal", "Truncated normal, stddev sqrt(2 / fan_in).")
+HeNormal = _preset(
+    "HeNormal", 2.0, "fan_in", "truncated_normal", "Truncated normal, stddev sqrt(2 / fan_in)."
+)
 LecunUniform = _preset("LecunUniform", 1.0, "fan_in", "uniform", "Uniform within ±sqrt(3 / fan_in).")
-LecunNormal = _preset("LecunNormal", 1.0, "fan_in", "truncated_normal", "Truncated normal, stddev sqrt(1 / fan_in).")
+LecunNormal = _preset(
+    "LecunNormal", 1.0, "fan_in", "truncated_normal", "Truncated normal, stddev sqrt(1 / fan_in)."
+)
 
 _CLASSES = [
-    RandomUniform, RandomNormal, TruncatedNormal, Zeros, Ones, Constant, Identity, Orthogonal,
-    VarianceScaling, GlorotUniform, GlorotNormal, HeUniform, HeNormal, LecunUniform, LecunNormal,
+    RandomUniform,
+    RandomNormal,
+    TruncatedNormal,
+    Zeros,
+    Ones,
+    Constant,
+    Identity,
+    Orthogonal,
+    VarianceScaling,
+    GlorotUniform,
+    GlorotNormal,
+    HeUniform,
+    HeNormal,
+    LecunUniform,
+    LecunNormal,
 ]
 _ALIASES = {
-    "uniform": RandomUniform, "random_uniform": RandomUniform,
-    "normal": RandomNormal, "random_normal": RandomNormal,
+    "uniform": RandomUniform,
+    "random_uniform": RandomUniform,
+    "normal": RandomNormal,
+    "random_normal": RandomNormal,
     "truncated_normal": TruncatedNormal,
-    "zeros": Zeros, "zero": Zeros, "ones": Ones, "one": Ones,
-    "constant": Constant, "identity": Identity, "orthogonal": Orthogonal,
+    "zeros": Zeros,
+    "zero": Zeros,
+    "ones": Ones,
+    "one": Ones,
+    "constant": Constant,
+    "identity": Identity,
+    "orthogonal": Orthogonal,
     "variance_scaling": VarianceScaling,
-    "glorot_uniform": GlorotUniform, "glorot_normal": GlorotNormal,
-    "he_uniform": HeUniform, "he_normal": HeNormal,
-    "lecun_uniform": LecunUniform, "lecun_normal": LecunNormal,
+    "glorot_uniform": GlorotUniform,
+    "glorot_normal": GlorotNormal,
+    "he_uniform": HeUniform,
+    "he_normal": HeNormal,
+    "lecun_uniform": LecunUniform,
+    "lecun_normal": LecunNormal,
 }
 _REGISTRY = KerasObjects("initializer", "keras.initializers", _CLASSES, _ALIASES)
 

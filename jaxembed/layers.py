@@ -210,8 +210,12 @@ class Embedding(nnx.Module):
         spec.check_ids_shape(jnp.shape(ids))
         if spec.quantization_mode is not None:
             outputs = quant.lookup(
-                self.quantized_table(), ids, mode=spec.quantization_mode, output_dim=spec.output_dim,
-                block_size=spec.quantization_block_size, invalid_ids=spec.invalid_ids,
+                self.quantized_table(),
+                ids,
+                mode=spec.quantization_mode,
+                output_dim=spec.output_dim,
+                block_size=spec.quantization_block_size,
+                invalid_ids=spec.invalid_ids,
             )
         else:
             table = self.embeddings[...]
@@ -223,8 +227,12 @@ class Embedding(nnx.Module):
             )
         if spec.lora_rank is not None:
             outputs = outputs + lora_math.lookup_delta(
-                self.lora_embeddings_a[...], self.lora_embeddings_b[...], ids,
-                rank=spec.lora_rank, alpha=spec.lora_alpha, invalid_ids=spec.invalid_ids,
+                self.lora_embeddings_a[...],
+                self.lora_embeddings_b[...],
+                ids,
+                rank=spec.lora_rank,
+                alpha=spec.lora_alpha,
+                invalid_ids=spec.invalid_ids,
             )
         outputs = outputs.astype(spec.dtype)
         if spec.activity_regularizer is not None:
@@ -366,8 +374,12 @@ class Embedding(nnx.Module):
         rank = lora_math.check_rank(rank)
         alpha = lora_math.check_alpha(lora_alpha, rank)
         a, b = lora_math.init_factors(
-            _key_from(rngs), self.spec.input_dim, self.spec.output_dim, rank,
-            a_initializer=a_initializer, b_initializer=b_initializer,
+            _key_from(rngs),
+            self.spec.input_dim,
+            self.spec.output_dim,
+            rank,
+            a_initializer=a_initializer,
+            b_initializer=b_initializer,
         )
         kind = nnx.Param if self.spec.trainable else FrozenParam
         self.lora_embeddings_a = kind(a)
@@ -444,15 +456,20 @@ class Embedding(nnx.Module):
         spec = self.spec
         if spec.quantization_mode is not None:
             table = quant.dequantize(
-                self.quantized_table(), mode=spec.quantization_mode, output_dim=spec.output_dim,
+                self.quantized_table(),
+                mode=spec.quantization_mode,
+                output_dim=spec.output_dim,
                 block_size=spec.quantization_block_size,
             )
         else:
             table = self.embeddings[...]
         if spec.lora_rank is not None:
             table = lora_math.merged_table(
-                table, self.lora_embeddings_a[...], self.lora_embeddings_b[...],
-                rank=spec.lora_rank, alpha=spec.lora_alpha,
+                table,
+                self.lora_embeddings_a[...],
+                self.lora_embeddings_b[...],
+                rank=spec.lora_rank,
+                alpha=spec.lora_alpha,
             )
         return table
 
@@ -461,7 +478,9 @@ class Embedding(nnx.Module):
         return self.spec.get_config()
 
     @classmethod
-    def from_config(cls, config: dict[str, Any], *, rngs: nnx.Rngs | int | jax.Array | None = None) -> Embedding:
+    def from_config(
+        cls, config: dict[str, Any], *, rngs: nnx.Rngs | int | jax.Array | None = None
+    ) -> Embedding:
         """Builds a layer from a config written by Keras or by :meth:`get_config`."""
         return cls(**EmbeddingSpec.arguments_from_config(config, lora_and_quantization=True), rngs=rngs)
 

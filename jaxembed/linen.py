@@ -102,11 +102,21 @@ class Embedding(nn.Module):
         outputs = ops.lookup(table, ids, method=spec.lookup, invalid_ids=spec.invalid_ids)
         outputs = outputs.astype(spec.dtype)
         if spec.embeddings_regularizer is not None:
-            self.sow("losses", "embeddings_regularization", spec.table_penalty(table),
-                     init_fn=lambda: None, reduce_fn=_latest)
+            self.sow(
+                "losses",
+                "embeddings_regularization",
+                spec.table_penalty(table),
+                init_fn=lambda: None,
+                reduce_fn=_latest,
+            )
         if spec.activity_regularizer is not None:
-            self.sow("losses", "activity_regularization", spec.activity_penalty(outputs),
-                     init_fn=lambda: None, reduce_fn=_latest)
+            self.sow(
+                "losses",
+                "activity_regularization",
+                spec.activity_penalty(outputs),
+                init_fn=lambda: None,
+                reduce_fn=_latest,
+            )
         return outputs
 
     def compute_mask(self, ids: jax.typing.ArrayLike, mask: Any = None) -> jax.Array | None:

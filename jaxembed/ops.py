@@ -83,9 +83,7 @@ def check_lookup_method(method: str) -> str:
         'one_hot'
     """
     if method not in LOOKUP_METHODS:
-        raise ValueError(
-            f"`lookup` must be one of {LOOKUP_METHODS}. Received: lookup={method!r}."
-        )
+        raise ValueError(f"`lookup` must be one of {LOOKUP_METHODS}. Received: lookup={method!r}.")
     return method
 
 
@@ -97,17 +95,13 @@ def check_invalid_ids_mode(mode: str) -> str:
         'nan'
     """
     if mode not in INVALID_IDS_MODES:
-        raise ValueError(
-            f"`invalid_ids` must be one of {INVALID_IDS_MODES}. "
-            f"Received: invalid_ids={mode!r}."
-        )
+        raise ValueError(f"`invalid_ids` must be one of {INVALID_IDS_MODES}. Received: invalid_ids={mode!r}.")
     return mode
 
 
 def _describe_bad_ids(values: np.ndarray, positions: np.ndarray) -> str:
     shown = ", ".join(
-        f"{values[tuple(p)].item()!r} at index {tuple(int(i) for i in p)}"
-        for p in positions[:_MAX_REPORTED]
+        f"{values[tuple(p)].item()!r} at index {tuple(int(i) for i in p)}" for p in positions[:_MAX_REPORTED]
     )
     more = len(positions) - _MAX_REPORTED
     return shown + (f" and {more} more" if more > 0 else "")
@@ -163,8 +157,7 @@ def prepare_ids(ids: jax.typing.ArrayLike, input_dim: int) -> tuple[jax.Array, j
         host = np.asarray(ids)
         dtype = host.dtype
     if dtype == np.bool_ or not (
-        np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)
-        or dtype == jnp.bfloat16
+        np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating) or dtype == jnp.bfloat16
     ):
         raise TypeError(
             "Embedding ids must be integers (or floats holding whole numbers). "
@@ -222,9 +215,7 @@ def one_hot_lookup(table: jax.Array, ids: jax.Array) -> jax.Array:
     """
     with jax.named_scope("embedding_one_hot"):
         one_hot = jax.nn.one_hot(ids, table.shape[0], dtype=table.dtype)
-        return jnp.einsum(
-            "...v,vd->...d", one_hot, table, precision=jax.lax.Precision.HIGHEST
-        )
+        return jnp.einsum("...v,vd->...d", one_hot, table, precision=jax.lax.Precision.HIGHEST)
 
 
 _LOOKUPS = {"take": take_lookup, "one_hot": one_hot_lookup}
@@ -354,9 +345,7 @@ def _check_bag_arguments(
     host = np.asarray(offsets)
     if not np.issubdtype(host.dtype, np.integer):
         raise TypeError(f"`offsets` must be integers. Received dtype {host.dtype}.")
-    if host.size and (
-        host[0] != 0 or np.any(np.diff(host) < 0) or host[-1] > ids_shape[0]
-    ):
+    if host.size and (host[0] != 0 or np.any(np.diff(host) < 0) or host[-1] > ids_shape[0]):
         raise ValueError(
             "`offsets` must start at 0, never decrease and not exceed the number of ids "
             f"({ids_shape[0]}). Received: offsets={host.tolist()}."

@@ -89,7 +89,9 @@ class L1L2(Regularizer):
 
 
 _REGISTRY = KerasObjects(
-    "regularizer", "keras.regularizers", [L1, L2, L1L2],
+    "regularizer",
+    "keras.regularizers",
+    [L1, L2, L1L2],
     {"l1": L1, "l2": L2, "l1_l2": L1L2, "l1l2": L1L2},
 )
 

@@ -8,9 +8,25 @@ import pytest
 from jaxembed import constraints, initializers, regularizers
 
 INITIALIZER_NAMES = [
-    "uniform", "random_uniform", "normal", "random_normal", "truncated_normal", "zeros", "ones", "constant",
-    "identity", "orthogonal", "variance_scaling", "glorot_uniform", "glorot_normal", "he_uniform", "he_normal",
-    "lecun_uniform", "lecun_normal", "RandomUniform", "GlorotUniform",
+    "uniform",
+    "random_uniform",
+    "normal",
+    "random_normal",
+    "truncated_normal",
+    "zeros",
+    "ones",
+    "constant",
+    "identity",
+    "orthogonal",
+    "variance_scaling",
+    "glorot_uniform",
+    "glorot_normal",
+    "he_uniform",
+    "he_normal",
+    "lecun_uniform",
+    "lecun_normal",
+    "RandomUniform",
+    "GlorotUniform",
 ]
 
 
@@ -54,14 +70,27 @@ def test_plain_callables_pass_through_unserialized():
     [
         (initializers, "glorot", ValueError, r"Unknown initializer 'glorot'. Valid names: .*glorot_uniform"),
         (initializers, {"config": {}}, ValueError, r"needs a 'class_name' key"),
-        (initializers, {"class_name": "RandomUniform", "config": {"min": 0}}, ValueError,
-         r"Unknown config keys \['min'\] for RandomUniform"),
+        (
+            initializers,
+            {"class_name": "RandomUniform", "config": {"min": 0}},
+            ValueError,
+            r"Unknown config keys \['min'\] for RandomUniform",
+        ),
         (initializers, 3.5, TypeError, r"Could not interpret initializer identifier 3.5 \(of type float\)"),
         (initializers, None, ValueError, r"cannot be None"),
-        (initializers, {"class_name": "VarianceScaling", "config": {"mode": "fan_sum"}}, ValueError,
-         r"`mode` must be one of \('fan_in', 'fan_out', 'fan_avg'\). Received: mode='fan_sum'"),
+        (
+            initializers,
+            {"class_name": "VarianceScaling", "config": {"mode": "fan_sum"}},
+            ValueError,
+            r"`mode` must be one of \('fan_in', 'fan_out', 'fan_avg'\). Received: mode='fan_sum'",
+        ),
         (regularizers, "l3", ValueError, r"Unknown regularizer 'l3'"),
-        (regularizers, {"class_name": "L2", "config": {"l2": -1.0}}, ValueError, r"`l2` must be a non-negative number"),
+        (
+            regularizers,
+            {"class_name": "L2", "config": {"l2": -1.0}},
+            ValueError,
+            r"`l2` must be a non-negative number",
+        ),
         (constraints, "positive", ValueError, r"Unknown constraint 'positive'. Valid names: .*non_neg"),
     ],
 )
@@ -72,9 +101,14 @@ def test_bad_identifiers(module, identifier, error, message):
 
 @pytest.mark.parametrize(
     "identifier, expected",
-    [("l1", 0.01 * 10), ("l2", 0.01 * 30), ("l1_l2", 0.0), ("l1l2", 0.0),
-     ({"class_name": "L1L2", "config": {"l1": 0.5, "l2": 0.25}}, 0.5 * 10 + 0.25 * 30),
-     (regularizers.L1(l1=2.0), 20.0)],
+    [
+        ("l1", 0.01 * 10),
+        ("l2", 0.01 * 30),
+        ("l1_l2", 0.0),
+        ("l1l2", 0.0),
+        ({"class_name": "L1L2", "config": {"l1": 0.5, "l2": 0.25}}, 0.5 * 10 + 0.25 * 30),
+        (regularizers.L1(l1=2.0), 20.0),
+    ],
 )
 def test_regularizer_values(identifier, expected):
     x = jnp.array([[1.0, -2.0], [3.0, -4.0]])
@@ -84,7 +118,10 @@ def test_regularizer_values(identifier, expected):
 def test_regularizer_serialization_round_trip():
     reg = regularizers.L1L2(l1=0.1, l2=0.2)
     assert regularizers.serialize(reg) == {
-        "module": "keras.regularizers", "class_name": "L1L2", "config": {"l1": 0.1, "l2": 0.2}, "registered_name": None,
+        "module": "keras.regularizers",
+        "class_name": "L1L2",
+        "config": {"l1": 0.1, "l2": 0.2},
+        "registered_name": None,
     }
     assert regularizers.get(regularizers.serialize(reg)) == reg
     assert regularizers.get(None) is None and regularizers.serialize(None) is None
@@ -99,4 +136,6 @@ def test_constraint_values():
     np.testing.assert_allclose(np.asarray(clipped)[0], [0.6, -0.8], rtol=1e-6)
     stretched = constraints.MinMaxNorm(min_value=10.0, max_value=20.0, rate=0.5, axis=1)(w)
     np.testing.assert_allclose(np.linalg.norm(np.asarray(stretched)[0]), 7.5, rtol=1e-6)
-    assert constraints.get(constraints.serialize(constraints.MaxNorm(3, axis=1))) == constraints.MaxNorm(3, axis=1)
+    assert constraints.get(constraints.serialize(constraints.MaxNorm(3, axis=1))) == constraints.MaxNorm(
+        3, axis=1
+    )

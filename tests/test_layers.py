@@ -80,7 +80,10 @@ def test_output_shape_is_ids_shape_plus_output_dim(shape):
 
 def test_input_length_is_checked_against_trailing_axes():
     layer = Embedding(10, 4, input_length=5, rngs=0)
-    with pytest.raises(ValueError, match=r"`input_length` is 5, but the input has shape \(2, 4\).*axis 1 has length 4, expected 5"):
+    with pytest.raises(
+        ValueError,
+        match=r"`input_length` is 5, but the input has shape \(2, 4\).*axis 1 has length 4, expected 5",
+    ):
         layer(np.zeros((2, 4), np.int32))
     with pytest.raises(ValueError, match=r"`input_length` is 5, but the input has shape \(3, 4\)"):
         layer.compute_output_shape((3, 4))
@@ -99,7 +102,9 @@ def test_compute_dtype_and_param_dtype():
     assert mixed.embeddings[...].dtype == jnp.float32
     out = mixed(np.array([1, 2]))
     assert out.dtype == jnp.bfloat16
-    np.testing.assert_array_equal(np.asarray(out), np.asarray(mixed.embeddings[...][jnp.array([1, 2])].astype(jnp.bfloat16)))
+    np.testing.assert_array_equal(
+        np.asarray(out), np.asarray(mixed.embeddings[...][jnp.array([1, 2])].astype(jnp.bfloat16))
+    )
     explicit = Embedding(10, 4, dtype=jnp.bfloat16, param_dtype=jnp.float32, rngs=0)
     assert explicit.embeddings[...].dtype == jnp.float32 and explicit(np.array([0])).dtype == jnp.bfloat16
     assert explicit.get_config()["dtype"]["config"]["name"] == "mixed_bfloat16"
@@ -145,7 +150,9 @@ def test_trainable_false_freezes_the_table():
     assert isinstance(layer.embeddings, FrozenParam) and not isinstance(layer.embeddings, nnx.Param)
     before = np.asarray(layer.embeddings[...]).copy()
     assert nnx.state(layer, nnx.Param) == nnx.State({})
-    grads = jax.grad(lambda s: jnp.sum(nnx.merge(nnx.graphdef(layer), s)(jnp.array([1, 2]))))(nnx.state(layer))
+    grads = jax.grad(lambda s: jnp.sum(nnx.merge(nnx.graphdef(layer), s)(jnp.array([1, 2]))))(
+        nnx.state(layer)
+    )
     assert not np.any(np.asarray(grads["embeddings"][...]))
     optimizer = nnx.Optimizer(layer, optax.adam(0.1), wrt=nnx.Param)
     optimizer.update(layer, nnx.grad(lambda m: jnp.sum(m(jnp.array([1]))))(layer))
@@ -156,30 +163,56 @@ def test_trainable_false_freezes_the_table():
 
 def test_regularization_loss_and_constraints_helpers():
     table = np.array([[1.0, -2.0], [3.0, 4.0]], np.float32)
-    layer = Embedding(2, 2, weights=table, embeddings_regularizer="l1_l2", activity_regularizer=jaxembed.regularizers.L2(0.5))
+    layer = Embedding(
+        2,
+        2,
+        weights=table,
+        embeddings_regularizer="l1_l2",
+        activity_regularizer=jaxembed.regularizers.L2(0.5),
+    )
     assert float(jaxembed.regularization_loss(layer)) == 0.0  # l1_l2 defaults are 0, no call yet
-    layer = Embedding(2, 2, weights=table, embeddings_regularizer="l2", activity_regularizer=jaxembed.regularizers.L2(0.5))
+    layer = Embedding(
+        2, 2, weights=table, embeddings_regularizer="l2", activity_regularizer=jaxembed.regularizers.L2(0.5)
+    )
     out = layer(jnp.array([[0, 1, 1]]))
     expected = 0.01 * np.sum(table**2) + 0.5 * float(jnp.sum(out**2)) / 1
     np.testing.assert_allclose(float(jaxembed.regularization_loss(layer)), expected, rtol=1e-6)
-    constrained = Embedding(2, 2, weights=table, embeddings_constraint={"class_name": "MaxNorm", "config": {"max_value": 1.0, "axis": 1}})
+    constrained = Embedding(
+        2,
+        2,
+        weights=table,
+        embeddings_constraint={"class_name": "MaxNorm", "config": {"max_value": 1.0, "axis": 1}},
+    )
     jaxembed.apply_constraints(constrained)
-    np.testing.assert_allclose(np.linalg.norm(np.asarray(constrained.embeddings[...]), axis=1), [1.0, 1.0], rtol=1e-5)
+    np.testing.assert_allclose(
+        np.linalg.norm(np.asarray(constrained.embeddings[...]), axis=1), [1.0, 1.0], rtol=1e-5
+    )
 
 
 def test_get_set_weights():
     layer = Embedding(4, 2, rngs=0)
     layer.set_weights([SEED_TABLE])
     np.testing.assert_array_equal(layer.get_weights()[0], SEED_TABLE)
-    with pytest.raises(ValueError, match=r"shape \(input_dim, output_dim\) = \(4, 2\). Received an array of shape \(2, 4\)"):
+    with pytest.raises(
+        ValueError, match=r"shape \(input_dim, output_dim\) = \(4, 2\). Received an array of shape \(2, 4\)"
+    ):
         layer.set_weights([SEED_TABLE.T])
 
 
 def test_config_round_trip():
     layer = Embedding(
-        30, 5, embeddings_initializer="he_normal", embeddings_regularizer="l2", activity_regularizer="l1",
-        embeddings_constraint="unit_norm", mask_zero=True, input_length=7, name="words", lookup="one_hot",
-        dtype="mixed_bfloat16", rngs=0,
+        30,
+        5,
+        embeddings_initializer="he_normal",
+        embeddings_regularizer="l2",
+        activity_regularizer="l1",
+        embeddings_constraint="unit_norm",
+        mask_zero=True,
+        input_length=7,
+        name="words",
+        lookup="one_hot",
+        dtype="mixed_bfloat16",
+        rngs=0,
     )
     config = layer.get_config()
     assert config["input_length"] == 7 and config["lookup"] == "one_hot" and config["name"] == "words"
@@ -191,8 +224,16 @@ def test_config_round_trip():
 def test_default_config_has_only_keras_keys():
     keys = set(Embedding(3, 2, rngs=0).get_config())
     assert keys == {
-        "name", "trainable", "dtype", "input_dim", "output_dim", "embeddings_initializer",
-        "embeddings_regularizer", "activity_regularizer", "embeddings_constraint", "mask_zero",
+        "name",
+        "trainable",
+        "dtype",
+        "input_dim",
+        "output_dim",
+        "embeddings_initializer",
+        "embeddings_regularizer",
+        "activity_regularizer",
+        "embeddings_constraint",
+        "mask_zero",
         "quantization_config",
     }
 
@@ -204,7 +245,10 @@ BAD_SIZES = [0, -3, 3.7, 2.0, True, "10", None, np.float32(4)]
 @pytest.mark.parametrize("value", BAD_SIZES)
 def test_bad_sizes_raise_keras_style_messages(arg, value):
     kwargs = {"input_dim": 10, "output_dim": 4, arg: value}
-    with pytest.raises(ValueError, match=rf"`{arg}` must be a positive integer. Received: {arg}=.*\(of type {type(value).__name__}\)"):
+    with pytest.raises(
+        ValueError,
+        match=rf"`{arg}` must be a positive integer. Received: {arg}=.*\(of type {type(value).__name__}\)",
+    ):
         Embedding(**kwargs)
 
 
@@ -235,7 +279,9 @@ def test_bad_arguments_raise_at_construction(kwargs, message):
 
 def test_bad_ids_raise_through_the_layer():
     layer = Embedding(4, 2, weights=SEED_TABLE)
-    with pytest.raises(ValueError, match=r"range \[0, 3\] \(input_dim=4\). Received out-of-range ids: -1 at index \(1,\)"):
+    with pytest.raises(
+        ValueError, match=r"range \[0, 3\] \(input_dim=4\). Received out-of-range ids: -1 at index \(1,\)"
+    ):
         layer(jnp.array([0, -1]))
     with pytest.raises(ValueError, match="whole numbers"):
         layer(jnp.array([0.5]))

@@ -37,7 +37,9 @@ def test_seed_snippet_and_default_init():
 
 def test_initial_table_is_reproducible_from_the_key():
     def table(seed):
-        return np.asarray(linen.Embedding(20, 3).init(jax.random.key(seed), jnp.array([0]))["params"]["embeddings"])
+        return np.asarray(
+            linen.Embedding(20, 3).init(jax.random.key(seed), jnp.array([0]))["params"]["embeddings"]
+        )
 
     np.testing.assert_array_equal(table(4), table(4))
     assert not np.array_equal(table(4), table(5))
@@ -65,8 +67,12 @@ def test_regularization_penalties_are_sown_into_losses():
     variables = module.init(jax.random.key(0), ids)
     out, state = module.apply({"params": variables["params"]}, ids, mutable=["losses"])
     losses = state["losses"]
-    np.testing.assert_allclose(float(losses["embeddings_regularization"]), 0.01 * np.sum(SEED_TABLE**2), rtol=1e-6)
-    np.testing.assert_allclose(float(losses["activity_regularization"]), 0.01 * np.sum(np.abs(out)) / 1, rtol=1e-6)
+    np.testing.assert_allclose(
+        float(losses["embeddings_regularization"]), 0.01 * np.sum(SEED_TABLE**2), rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        float(losses["activity_regularization"]), 0.01 * np.sum(np.abs(out)) / 1, rtol=1e-6
+    )
 
 
 def test_trainable_false_stops_gradients():
@@ -79,7 +85,9 @@ def test_trainable_false_stops_gradients():
 def test_gradient_only_in_looked_up_rows():
     module = linen.Embedding(4, 2, weights=SEED_TABLE)
     variables = module.init(jax.random.key(0), jnp.array([1]))
-    grads = jax.grad(lambda p: jnp.sum(module.apply({"params": p}, jnp.array([1, 1, 3]))))(variables["params"])
+    grads = jax.grad(lambda p: jnp.sum(module.apply({"params": p}, jnp.array([1, 1, 3]))))(
+        variables["params"]
+    )
     np.testing.assert_array_equal(np.asarray(grads["embeddings"]), [[0, 0], [2, 2], [0, 0], [1, 1]])
 
 
@@ -87,7 +95,10 @@ def test_gradient_only_in_looked_up_rows():
     "kwargs, message",
     [
         ({"input_dim": 0}, r"`input_dim` must be a positive integer. Received: input_dim=0"),
-        ({"output_dim": 2.5}, r"`output_dim` must be a positive integer. Received: output_dim=2.5 \(of type float\)"),
+        (
+            {"output_dim": 2.5},
+            r"`output_dim` must be a positive integer. Received: output_dim=2.5 \(of type float\)",
+        ),
         ({"embeddings_initializer": "nope"}, r"Unknown initializer 'nope'"),
         ({"lookup": "dense"}, r"`lookup` must be one of"),
     ],

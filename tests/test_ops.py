@@ -75,9 +75,13 @@ def test_vmap_matches_batched_call(method):
     batched = ops.lookup(table, ids, method=method)
     mapped = jax.vmap(lambda i: ops.lookup(table, i, method=method))(ids)
     np.testing.assert_array_equal(np.asarray(batched), np.asarray(mapped))
-    grads = jax.vmap(jax.grad(lambda t, i: ops.lookup(t, i, method=method).sum()), in_axes=(None, 0))(table, ids)
+    grads = jax.vmap(jax.grad(lambda t, i: ops.lookup(t, i, method=method).sum()), in_axes=(None, 0))(
+        table, ids
+    )
     assert grads.shape == (4, 50, 8)
-    np.testing.assert_array_equal(np.asarray(grads.sum(0)).sum(1), np.bincount(np.asarray(ids).ravel(), minlength=50) * 8.0)
+    np.testing.assert_array_equal(
+        np.asarray(grads.sum(0)).sum(1), np.bincount(np.asarray(ids).ravel(), minlength=50) * 8.0
+    )
 
 
 def test_one_hot_uses_highest_precision_in_its_jaxpr():
@@ -88,7 +92,11 @@ def test_one_hot_uses_highest_precision_in_its_jaxpr():
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize(
     "ids, reported",
-    [([-1], "-1 at index (0,)"), ([50], "50 at index (0,)"), ([3, -7, 51], "-7 at index (1,), 51 at index (2,)")],
+    [
+        ([-1], "-1 at index (0,)"),
+        ([50], "50 at index (0,)"),
+        ([3, -7, 51], "-7 at index (1,), 51 at index (2,)"),
+    ],
 )
 def test_concrete_out_of_range_ids_raise_naming_value_and_range(method, ids, reported):
     with pytest.raises(ValueError, match=r"range \[0, 49\] \(input_dim=50\)") as info:
@@ -152,7 +160,9 @@ def test_non_numeric_ids_raise_type_error(ids):
 
 
 def test_unknown_lookup_and_invalid_ids_mode():
-    with pytest.raises(ValueError, match=r"`lookup` must be one of \('take', 'one_hot'\). Received: lookup='gather'"):
+    with pytest.raises(
+        ValueError, match=r"`lookup` must be one of \('take', 'one_hot'\). Received: lookup='gather'"
+    ):
         ops.lookup(jnp.asarray(SEED_TABLE), [0], method="gather")
     with pytest.raises(ValueError, match=r"`invalid_ids` must be one of"):
         ops.lookup(jnp.asarray(SEED_TABLE), [0], invalid_ids="clip")
