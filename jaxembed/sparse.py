@@ -121,6 +121,10 @@ class RowSparseGrad(NamedTuple):
         return dense.at[_inside(self.ids, num_rows)].add(self.rows, mode="drop")
 
 
+_CHUNK_ROWS = 4096
+"""Rows per chunk of the lazy update when a gradient holds more (see :func:`lazy`)."""
+
+
 def _inside(ids: jax.Array, num_rows: int) -> jax.Array:
     """``ids`` with every id outside ``[0, num_rows)`` replaced by ``num_rows`` (dropped/filled by ``.at``).
 
@@ -306,7 +310,16 @@ def lazy(
     back with ``.at[ids].set(..., mode="drop")``; global leaves take their new
     values, so the step count advances once per update. Under
     ``jax.jit(..., donate_argnums=...)`` the scatters write in place: a step is
-    ``O(K * output_dim)``, independent of ``num_rows``.
+    ``O(K * output_dim)``, independent of ``num_rows``. Gradients of more than
+    4,096 rows are applied 4,096 rows at a time (same numbers, smaller
+    temporaries).
+
+    Donate the table *before* the state, the order of the outputs: JAX hands each
+    donated buffer to the first output of the same shape, so
+    ``jax.jit(opt.update, donate_argnums=(1, 2))`` would give the table's buffer
+    to Adam's first moment and copy all three arrays on every step. Jit
+    ``lambda table, state, grad: opt.update(grad, state, table)`` instead, as in
+    the example (a train step that takes and returns one state pytree is fine).
 
     Semantics are those of TF's ``LazyAdam`` and torch's ``SparseAdam``: rows not
     in ``grad`` keep their values and state bit for bit (their moments are not
@@ -345,8 +358,8 @@ def lazy(
         >>> opt = lazy(optax.adam(1e-2))
         >>> state = opt.init(table)
         >>> grad = RowSparseGrad(jnp.array([7, 7, 42]), jnp.ones((3, 4)))  # 7 twice: summed
-        >>> step = jax.jit(opt.update, donate_argnums=(1, 2))
-        >>> table, state = step(grad, state, table)
+        >>> step = jax.jit(lambda t, s, g: opt.update(g, s, t), donate_argnums=(0, 1))
+        >>> table, state = step(table, state, grad)
         >>> int(state[0].count), int((table != 1).any(axis=1).sum())
         (1, 2)
     """
@@ -371,21 +384,55 @@ def lazy(
 
             # Reading a padding slot from the last row is harmless: its write is dropped. (A plain
             # clipped gather is several times faster on CPU than a bounds-checked filling one.)
-            read = jnp.minimum(ids, num_rows - 1)
+            per_row_leaves, treedef = jax.tree.flatten(state)
+            is_row = [per_row(leaf) for leaf in per_row_leaves]
 
-            def gather(leaf: Any) -> Any:
-                return jnp.take(leaf, read, axis=0, mode="clip") if per_row(leaf) else leaf
+            def with_rows(rows_of_leaves: list[Any]) -> optax.OptState:
+                it = iter(rows_of_leaves)
+                return treedef.unflatten([next(it) if r else leaf for r, leaf in zip(is_row, per_row_leaves)])
 
-            rows = gather(table)
-            row_state = jax.tree.map(gather, state)
-            # coalesce gave zero rows to the padding and to ids outside the table.
-            updates, new_row_state = tx.update(grad.rows.astype(table.dtype), row_state, rows)
-            new_rows = optax.apply_updates(rows, updates)
-            new_table = table.at[ids].set(new_rows, mode="drop")
-            new_state = jax.tree.map(
-                lambda old, new: old.at[ids].set(new.astype(old.dtype), mode="drop") if per_row(old) else new,
-                state,
-                new_row_state,
+            def step_rows(
+                table: jax.Array, leaves: list[jax.Array], chunk_ids: jax.Array, chunk_grad: jax.Array
+            ) -> tuple[jax.Array, list[jax.Array]]:
+                read = jnp.minimum(chunk_ids, num_rows - 1)
+                rows = jnp.take(table, read, axis=0, mode="clip")
+                row_state = with_rows([jnp.take(leaf, read, axis=0, mode="clip") for leaf in leaves])
+                # coalesce gave zero rows to the padding and to ids outside the table.
+                updates, new_row_state = tx.update(chunk_grad.astype(table.dtype), row_state, rows)
+                table = table.at[chunk_ids].set(optax.apply_updates(rows, updates), mode="drop")
+                new_leaves = [n for r, n in zip(is_row, jax.tree.leaves(new_row_state)) if r]
+                leaves = [
+                    old.at[chunk_ids].set(new.astype(old.dtype), mode="drop")
+                    for old, new in zip(leaves, new_leaves)
+                ]
+                return table, leaves
+
+            leaves = [leaf for r, leaf in zip(is_row, per_row_leaves) if r]
+            size = ids.shape[0]
+            if size > _CHUNK_ROWS:
+                # Chunks keep the step's temporaries small (a few MiB, not several (K, D) arrays),
+                # which on CPU spares fresh pages on every step. The chunks' ids are disjoint; the
+                # last chunk ends at K and drops the ids that the one before it already updated.
+                def body(i: jax.Array, carry: tuple[jax.Array, list[jax.Array]]):
+                    start = jnp.minimum(i * _CHUNK_ROWS, size - _CHUNK_ROWS)
+                    fresh = start + jnp.arange(_CHUNK_ROWS) >= i * _CHUNK_ROWS
+                    chunk_ids = lax.dynamic_slice_in_dim(ids, start, _CHUNK_ROWS)
+                    return step_rows(
+                        *carry,
+                        jnp.where(fresh, chunk_ids, num_rows),
+                        lax.dynamic_slice_in_dim(grad.rows, start, _CHUNK_ROWS),
+                    )
+
+                chunks = -(-size // _CHUNK_ROWS)
+                new_table, new_leaves = lax.fori_loop(0, chunks, body, (table, leaves))
+            else:
+                new_table, new_leaves = step_rows(table, leaves, ids, grad.rows)
+            # The global leaves (the step count) advance once: tx.update on zero rows gives them.
+            empty = jnp.zeros((0, table.shape[1]), table.dtype)
+            _, global_state = tx.update(empty, with_rows([leaf[:0] for leaf in leaves]), empty)
+            it = iter(new_leaves)
+            new_state = treedef.unflatten(
+                [next(it) if r else g for r, g in zip(is_row, jax.tree.leaves(global_state))]
             )
         return new_table, new_state
 

@@ -612,3 +612,27 @@ def test_embedding_bag_tables_train_row_sparse():
         jax.tree.leaves(sparse_trainer.state.params), jax.tree.leaves(dense_trainer.state.params)
     ):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("chunk", [16, 24])  # 64 ids: four whole chunks; three, the last overlapping
+def test_large_gradients_are_applied_in_chunks_in_place_with_the_same_numbers(monkeypatch, chunk):
+    import jaxembed.sparse as sparse_module
+
+    big = 20011
+    rng = np.random.default_rng(3)
+    table = jnp.asarray(rng.normal(size=(big, D)), jnp.float32)
+    ids = jnp.asarray(rng.integers(0, 300, 64))  # with repeats: fewer unique ids than slots
+    targets = jnp.asarray(rng.normal(size=(64, D)), jnp.float32)
+    opt = lazy(optax.adam(0.1))
+    state = opt.init(table)
+    whole = jax.jit(lazy_adam_step(opt))(table, state, ids, targets)  # 64 <= 4096 rows: one piece
+
+    monkeypatch.setattr(sparse_module, "_CHUNK_ROWS", chunk)
+    step = jax.jit(lazy_adam_step(opt), donate_argnums=(0, 1))
+    compiled = step.lower(table, state, ids, targets).compile()
+    assert " while(" in compiled.as_text()  # the chunk loop is there
+    assert full_table_ops(compiled.as_text(), (big, D)) == []  # and still updates in place
+    assert compiled.memory_analysis().temp_size_in_bytes < big * D * 4 // 10
+    chunked = step(jnp.array(table), opt.init(table), ids, targets)
+    for expected, got in zip(jax.tree.leaves(whole), jax.tree.leaves(chunked)):
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(expected))
