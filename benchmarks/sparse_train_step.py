@@ -94,7 +94,8 @@ def main() -> None:
     args = parser.parse_args()
     header(
         f"train step of Embedding(V, {args.dim}, mask_zero) -> masked mean -> Dense(1), Adam(1e-3), "
-        f"ids ({args.batch}, {args.length}); median ms/step of interleaved runs. "
+        f"ids ({args.batch}, {args.length}); median ms/step over {args.repeats} interleaved rounds of 10 "
+        "consecutive steps of each. "
         "Checked first: the three steps give the same parameters after one step."
     )
     results = []
@@ -137,8 +138,7 @@ def main() -> None:
             "jaxembed dense Trainer": lambda: dense_trainer.train_step(next_batch())["loss"],
             "NNX nnx.Embed+Optimizer+nnx.jit": lambda: nnx_step(nnx_model, optimizer, next_batch()),
         }
-        slow = vocab >= 1_000_000
-        times = interleaved(runners, repeats=3 if slow else args.repeats, calls=3 if slow else 10)
+        times = interleaved(runners, repeats=args.repeats, calls=10)
         for name, values in times.items():
             results.append((vocab, name, median(values), min(values)))
         runners.clear()  # the next vocabulary's models replace these

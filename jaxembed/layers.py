@@ -33,6 +33,13 @@ __all__ = [
 ]
 
 
+def _retyped(variable: nnx.Variable, kind: type[nnx.Variable]) -> nnx.Variable:
+    """The same array as a variable of another kind (trainable or frozen), metadata (sharding) kept."""
+    new = kind(variable[...])
+    new.set_metadata(**variable.get_metadata())
+    return new
+
+
 class FrozenParam(nnx.Variable):
     """A table that training leaves alone (``trainable=False``).
 
@@ -258,10 +265,10 @@ class Embedding(nnx.Module):
         self.spec = dataclasses.replace(self.spec, trainable=bool(value))
         kind = nnx.Param if value else FrozenParam
         if self.spec.lora_rank is not None:  # only the LoRA factors ever train
-            self.lora_embeddings_a = kind(self.lora_embeddings_a[...])
-            self.lora_embeddings_b = kind(self.lora_embeddings_b[...])
+            self.lora_embeddings_a = _retyped(self.lora_embeddings_a, kind)
+            self.lora_embeddings_b = _retyped(self.lora_embeddings_b, kind)
         elif self.spec.quantization_mode is None:
-            self.embeddings = kind(self.embeddings[...])
+            self.embeddings = _retyped(self.embeddings, kind)
 
     @property
     def input_length(self) -> int | list[int | None] | None:
@@ -385,7 +392,7 @@ class Embedding(nnx.Module):
         self.lora_embeddings_a = kind(a)
         self.lora_embeddings_b = kind(b)
         if isinstance(self.embeddings, nnx.Param):
-            self.embeddings = FrozenParam(self.embeddings[...])
+            self.embeddings = _retyped(self.embeddings, FrozenParam)
         self.spec = dataclasses.replace(self.spec, lora_rank=rank, lora_alpha=alpha)
 
     # ----------------------------------------------------- quantization (Keras 3)

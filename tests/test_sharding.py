@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec
 
 import jaxembed
@@ -58,6 +59,21 @@ def test_each_device_holds_its_share_of_the_table(placement):
         np.asarray(table), np.asarray(jaxembed.Embedding(V, D, rngs=0).embeddings[...])
     )
     assert layer.embeddings.out_sharding == tuple(sharding.table_spec(placement)) or placement == "replicated"
+
+
+def test_freezing_unfreezing_and_lora_keep_the_table_sharding():
+    mesh = mesh_of("1x8")
+    layer = jaxembed.Embedding(V, D, rngs=0, embeddings_sharding=sharding.table_sharding(mesh, "row"))
+    expected = tuple(sharding.table_spec("row"))
+    for trainable in (False, True):
+        layer.trainable = trainable
+        assert type(layer.embeddings).__name__ == ("Param" if trainable else "FrozenParam")
+        assert layer.embeddings.out_sharding == expected
+        spec = sharding.state_shardings(nnx.state(layer), mesh)["embeddings"].spec
+        assert tuple(spec) == expected
+    layer.enable_lora(2, rngs=1)  # the table is frozen under LoRA, still split by rows
+    assert type(layer.embeddings).__name__ == "FrozenParam"
+    assert layer.embeddings.out_sharding == expected
 
 
 def test_embeddings_sharding_names_use_the_mesh_in_context():
