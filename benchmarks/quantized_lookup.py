@@ -22,7 +22,7 @@ import numpy as np
 from flax import nnx
 
 import jaxembed
-from jaxembed import quant
+from jaxembed import tables
 
 
 def build(vocab: int, dim: int) -> dict[str, jaxembed.Embedding]:
@@ -47,7 +47,7 @@ def build(vocab: int, dim: int) -> dict[str, jaxembed.Embedding]:
 
 def stored_bytes(layer: jaxembed.Embedding) -> int:
     if layer.quantization_mode is not None:
-        return quant.nbytes(layer.quantized_table())
+        return tables.quantized_nbytes(layer.quantized_table())
     return sum(int(np.prod(w.shape)) * w.dtype.itemsize for w in layer.get_weights())
 
 

@@ -4,7 +4,7 @@ On 8 devices (simulated on the CPU unless there are 8 real ones) the script buil
 lookups and train steps for a table placed row-wise, column-wise or replicated
 (:mod:`jaxembed.sharding`), checks each against the one-device result, compiles
 it, and sums the bytes of every collective in its HLO
-(:func:`jaxembed.sharding.collectives`): the bytes one device receives or reduces
+(:func:`jaxembed.inspect.collectives`): the bytes one device receives or reduces
 per step. The baseline gathers the whole table onto every device first
 (:func:`jaxembed.sharding.gathered_lookup`). Times are medians of interleaved
 repeats; on simulated CPU devices they measure XLA's CPU collectives, not a
@@ -43,7 +43,7 @@ def loss_of_rows(rows: jax.Array) -> jax.Array:
     return jnp.mean((rows - 0.5) ** 2)
 
 
-def describe(found: list[sharding.Collective]) -> str:
+def describe(found: list[jaxembed.inspect.Collective]) -> str:
     counts = Counter(c.op for c in found)
     return ", ".join(f"{n}x {op}" for op, n in sorted(counts.items())) or "none"
 
@@ -166,7 +166,7 @@ def main() -> None:
     rows = []
     current = {}
     for name, (fn, fn_args, want) in cases.items():
-        rows.append((name, sharding.collectives(fn.lower(*fn_args).compile())))
+        rows.append((name, jaxembed.inspect.collectives(fn.lower(*fn_args).compile())))
         current[name], got = carry(fn(*fn_args), fn_args)
         np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=2e-5, atol=2e-6, err_msg=name)
 

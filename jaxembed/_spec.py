@@ -18,7 +18,6 @@ Examples:
 from __future__ import annotations
 
 import dataclasses
-import operator
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -26,7 +25,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxembed import constraints, initializers, ops, regularizers
+from jaxembed import ops
+from jaxembed._checks import positive_int
+from jaxembed.keras import constraints, initializers, regularizers
+from jaxembed.tables import _quant as quant
 
 __all__ = ["EmbeddingSpec", "parse_dtype", "parse_quantization_config"]
 
@@ -34,23 +36,6 @@ _DEFAULT_NAME = "embedding"
 _MIXED_POLICIES = {"mixed_float16": "float16", "mixed_bfloat16": "bfloat16"}
 # Keys that Keras writes into an Embedding config and that carry no meaning here.
 _IGNORED_KERAS_KEYS = ("batch_input_shape", "batch_shape", "sparse", "ragged")
-
-
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or isinstance(value, (float, np.floating)):
-        ok = False
-    else:
-        try:
-            value = operator.index(value)
-            ok = value > 0
-        except TypeError:
-            ok = False
-    if not ok:
-        raise ValueError(
-            f"`{name}` must be a positive integer. Received: {name}={value!r} "
-            f"(of type {type(value).__name__})."
-        )
-    return value
 
 
 def _dtype_name(dtype: Any) -> str:
@@ -116,7 +101,7 @@ def _input_length(value: Any) -> tuple[int | None, ...] | None:
     if value is None:
         return None
     items = value if isinstance(value, (list, tuple)) else [value]
-    return tuple(None if v is None else _positive_int("input_length", v) for v in items)
+    return tuple(None if v is None else positive_int("input_length", v) for v in items)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -185,8 +170,8 @@ class EmbeddingSpec:
         if name is not None and not isinstance(name, str):
             raise ValueError(f"`name` must be a string. Received: name={name!r}.")
         return cls(
-            input_dim=_positive_int("input_dim", input_dim),
-            output_dim=_positive_int("output_dim", output_dim),
+            input_dim=positive_int("input_dim", input_dim),
+            output_dim=positive_int("output_dim", output_dim),
             embeddings_initializer=initializers.get(embeddings_initializer),
             embeddings_regularizer=regularizers.get(embeddings_regularizer),
             embeddings_constraint=constraints.get(embeddings_constraint),
@@ -197,8 +182,8 @@ class EmbeddingSpec:
             trainable=bool(trainable),
             dtype=compute or variable,
             param_dtype=variable,
-            lookup=ops.check_lookup_method(lookup),
-            invalid_ids=ops.check_invalid_ids_mode(invalid_ids),
+            lookup=ops._check_lookup_method(lookup),
+            invalid_ids=ops._check_invalid_ids_mode(invalid_ids),
         )
 
     # ----------------------------------------------------------------- shapes
@@ -461,18 +446,16 @@ def parse_quantization_config(value: Any) -> tuple[str, int | None] | None:
         >>> parse_quantization_config({"class_name": "Int4QuantizationConfig", "config": {"block_size": -1}})
         ('int4', None)
     """
-    from jaxembed import quant  # quant depends on ops only; imported here to keep config light
-
     if value is None:
         return None
     if isinstance(value, str):
         mode, _, block = value.partition("/")
-        quant.check_mode(mode)
+        quant._check_mode(mode)
         if mode == "int8":
             if block:
                 raise ValueError(f"int8 quantization takes no block size. Received: {value!r}.")
             return "int8", None
-        return "int4", quant.check_block_size(int(block)) if block else quant.DEFAULT_INT4_BLOCK_SIZE
+        return "int4", quant._check_block_size(int(block)) if block else quant.DEFAULT_INT4_BLOCK_SIZE
     if isinstance(value, Mapping):
         name = value.get("class_name")
         inner = value.get("config") or {}
@@ -485,7 +468,7 @@ def parse_quantization_config(value: Any) -> tuple[str, int | None] | None:
             return "int8", None
         if name == "Int4QuantizationConfig":
             # Keras reads a missing block_size as per-channel (configs saved before it existed).
-            return "int4", quant.check_block_size(inner.get("block_size"))
+            return "int4", quant._check_block_size(inner.get("block_size"))
         raise ValueError(
             "`quantization_config` must be 'int8', 'int4', or a serialized Int8QuantizationConfig / "
             f"Int4QuantizationConfig. Received: class_name={name!r}."

@@ -27,7 +27,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxembed._keras_objects import KerasObject, KerasObjects
+from jaxembed._checks import one_of
+from jaxembed.keras._objects import KerasObject, KerasObjects
 
 __all__ = [
     "Initializer",
@@ -173,13 +174,8 @@ class VarianceScaling(Initializer):
     def __post_init__(self):
         if self.scale <= 0:
             raise ValueError(f"`scale` must be positive. Received: scale={self.scale}.")
-        if self.mode not in _MODES:
-            raise ValueError(f"`mode` must be one of {_MODES}. Received: mode={self.mode!r}.")
-        if self.distribution not in _DISTRIBUTIONS:
-            raise ValueError(
-                f"`distribution` must be one of {tuple(_DISTRIBUTIONS)}. "
-                f"Received: distribution={self.distribution!r}."
-            )
+        one_of("mode", self.mode, _MODES)
+        one_of("distribution", self.distribution, tuple(_DISTRIBUTIONS))
 
     @classmethod
     def from_config(cls, config):

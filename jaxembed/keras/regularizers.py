@@ -22,7 +22,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxembed._keras_objects import KerasObject, KerasObjects
+from jaxembed.keras._objects import KerasObject, KerasObjects
 
 __all__ = ["Regularizer", "L1", "L2", "L1L2", "get", "serialize"]
 

@@ -2,14 +2,14 @@
 
 A thin shell over :mod:`jaxembed.ops`: it holds the table as an ``nnx.Param``
 (or a :class:`FrozenParam` when ``trainable=False``) and an
-:class:`~jaxembed.config.EmbeddingSpec` with the validated Keras arguments.
+:class:`~jaxembed.EmbeddingSpec` with the validated Keras arguments.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import jax
@@ -17,10 +17,11 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from jaxembed import lora as lora_math
-from jaxembed import ops, quant, sparse
-from jaxembed import sharding as sharding_lib
-from jaxembed.config import EmbeddingSpec, parse_quantization_config
+from jaxembed import _mesh, ops
+from jaxembed._spec import EmbeddingSpec, parse_quantization_config
+from jaxembed.sparse import _recorder
+from jaxembed.tables import _lora as lora_math
+from jaxembed.tables import _quant as quant
 
 __all__ = [
     "Embedding",
@@ -181,7 +182,7 @@ class Embedding(nnx.Module):
         rngs: nnx.Rngs | int | jax.Array | None = None,
     ):
         quantization = parse_quantization_config(quantization_config)
-        placement = sharding_lib.variable_metadata(embeddings_sharding)
+        placement = _mesh.variable_metadata(embeddings_sharding)
         self.spec = EmbeddingSpec.create(
             input_dim,
             output_dim,
@@ -229,7 +230,7 @@ class Embedding(nnx.Module):
             if not isinstance(self.embeddings, nnx.Param):
                 table = jax.lax.stop_gradient(table)
             # ops.lookup, except while a row-sparse train step traces this layer (jaxembed.sparse).
-            outputs = sparse._recorded_lookup(
+            outputs = _recorder._recorded_lookup(
                 self, table, ids, method=spec.lookup, invalid_ids=spec.invalid_ids
             )
         if spec.lora_rank is not None:
@@ -290,7 +291,7 @@ class Embedding(nnx.Module):
             )
         elif self.spec.quantization_mode is not None:
             penalty = jnp.zeros((), jnp.float32)
-        elif sparse._is_recorded(self):  # a row-sparse step penalizes the touched rows itself
+        elif _recorder._is_recorded(self):  # a row-sparse step penalizes the touched rows itself
             penalty = jnp.zeros((), jnp.float32)
         else:
             penalty = self.spec.table_penalty(self.embeddings[...])
@@ -361,7 +362,7 @@ class Embedding(nnx.Module):
         """Freezes the table and adds trainable ``A`` ``(input_dim, rank)``, ``B`` ``(rank, output_dim)``.
 
         The layer then looks up ``W + (lora_alpha / rank) * A @ B``
-        (:mod:`jaxembed.lora`); ``lora_alpha`` defaults to ``rank``. Keras's
+        (:mod:`jaxembed.tables`); ``lora_alpha`` defaults to ``rank``. Keras's
         rules apply: not with an ``embeddings_constraint``, and only once.
         (Keras also refuses an unbuilt layer; a jaxembed layer is built when made.)
 
@@ -378,8 +379,8 @@ class Embedding(nnx.Module):
             )
         if self.spec.lora_rank is not None:
             raise ValueError("lora is already enabled. This can only be done once per layer.")
-        rank = lora_math.check_rank(rank)
-        alpha = lora_math.check_alpha(lora_alpha, rank)
+        rank = lora_math._check_rank(rank)
+        alpha = lora_math._check_alpha(lora_alpha, rank)
         a, b = lora_math.init_factors(
             _key_from(rngs),
             self.spec.input_dim,
@@ -407,7 +408,7 @@ class Embedding(nnx.Module):
 
         The stored arrays (``embeddings``, ``embeddings_scale`` and, for grouped
         int4, ``embeddings_zero``) are :class:`QuantizedVariable` objects; see
-        :mod:`jaxembed.quant` for the math. LoRA factors, if any, stay float32
+        :mod:`jaxembed.tables` for the math. LoRA factors, if any, stay float32
         and trainable on top.
 
         Examples:
@@ -422,12 +423,12 @@ class Embedding(nnx.Module):
                 f"dtype_policy='{self.get_config()['dtype']['config']['mode']}_from_"
                 f"{self.get_config()['dtype']['config']['source_name']}'. Received: mode={mode}"
             )
-        quant.check_mode(mode)
+        quant._check_mode(mode)
         if mode == "int8" and block_size != quant.DEFAULT_INT4_BLOCK_SIZE:
             raise ValueError(
                 f"`block_size` applies to int4 only. Received: mode='int8', block_size={block_size!r}."
             )
-        block_size = quant.check_block_size(block_size) if mode == "int4" else None
+        block_size = quant._check_block_size(block_size) if mode == "int4" else None
         if mode == "int8" and self.spec.dtype == jnp.float16:
             raise ValueError(
                 "Quantization mode='int8' doesn't work well with compute_dtype='float16'. Use a bfloat16 "
@@ -441,7 +442,7 @@ class Embedding(nnx.Module):
         self.spec = dataclasses.replace(self.spec, quantization_mode=mode, quantization_block_size=block_size)
 
     def quantized_table(self) -> quant.QuantizedTable:
-        """The stored int arrays as a :class:`jaxembed.quant.QuantizedTable` (quantized layers only)."""
+        """The stored int arrays as a :class:`jaxembed.tables.QuantizedTable` (quantized layers only)."""
         if self.spec.quantization_mode is None:
             raise ValueError(
                 f"Layer '{self.spec.name}' is not quantized; call quantize('int8' or 'int4') first."
@@ -520,7 +521,7 @@ class EmbeddingBag(Embedding):
     """
 
     def __init__(self, input_dim: int, output_dim: int, *, combiner: ops.Combiner = "mean", **kwargs: Any):
-        ops.check_combiner(combiner)
+        ops._check_combiner(combiner)
         super().__init__(input_dim, output_dim, **kwargs)
         self.combiner = combiner
 
@@ -560,10 +561,16 @@ class EmbeddingBag(Embedding):
         return cls(**arguments, combiner=combiner, rngs=rngs)
 
 
-def _embeddings_in(model: nnx.Module):
-    for _, node in nnx.iter_graph(model):
+def embedding_layers(model: nnx.Module) -> Iterator[tuple[tuple[Any, ...], Embedding]]:
+    """Every :class:`Embedding` in ``model`` with its path: the one walker the package uses.
+
+    Examples:
+        >>> [path for path, _ in embedding_layers(nnx.List([Embedding(2, 1, rngs=0)]))]
+        [(0,)]
+    """
+    for path, node in nnx.iter_graph(model):
         if isinstance(node, Embedding):
-            yield node
+            yield tuple(path), node
 
 
 def regularization_loss(model: nnx.Module) -> jax.Array:
@@ -579,7 +586,7 @@ def regularization_loss(model: nnx.Module) -> jax.Array:
         0.08
     """
     total = jnp.zeros((), jnp.float32)
-    for layer in _embeddings_in(model):
+    for _, layer in embedding_layers(model):
         total = total + layer.regularization_loss()
     return total
 
@@ -597,5 +604,5 @@ def apply_constraints(model: nnx.Module) -> None:
         >>> layer.embeddings[...].tolist()
         [[0.0, 2.0], [3.0, 0.0]]
     """
-    for layer in _embeddings_in(model):
+    for _, layer in embedding_layers(model):
         layer.apply_constraint()

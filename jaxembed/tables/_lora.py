@@ -24,47 +24,36 @@ Examples:
 
 from __future__ import annotations
 
-import operator
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxembed import initializers, ops
+from jaxembed import ops
+from jaxembed._checks import positive_int
+from jaxembed.keras import initializers
 
-__all__ = ["check_rank", "check_alpha", "scaling", "init_factors", "delta", "merged_table", "lookup_delta"]
+__all__ = ["scaling", "init_factors", "delta", "merged_table", "lookup_delta"]
 
 _PRECISION = jax.lax.Precision.HIGHEST
 
 
-def check_rank(rank: Any) -> int:
+def _check_rank(rank: Any) -> int:
     """Returns ``rank`` as an int if it is a positive integer, else raises ``ValueError``.
 
     Examples:
-        >>> check_rank(4)
+        >>> _check_rank(4)
         4
     """
-    ok = not isinstance(rank, (bool, float, np.floating))
-    if ok:
-        try:
-            rank = operator.index(rank)
-            ok = rank > 0
-        except TypeError:
-            ok = False
-    if not ok:
-        raise ValueError(
-            "The LoRA rank must be a positive integer. "
-            f"Received: rank={rank!r} (of type {type(rank).__name__})."
-        )
-    return rank
+    return positive_int("rank", rank)
 
 
-def check_alpha(alpha: Any, rank: int) -> float | int:
+def _check_alpha(alpha: Any, rank: int) -> float | int:
     """``alpha`` as given (a positive number), or ``rank`` when ``None`` (Keras's default).
 
     Examples:
-        >>> check_alpha(None, 8), check_alpha(16, 8)
+        >>> _check_alpha(None, 8), _check_alpha(16, 8)
         (8, 16)
     """
     if alpha is None:

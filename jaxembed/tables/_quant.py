@@ -44,14 +44,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxembed import ops
+from jaxembed._checks import positive_int
 
 __all__ = [
     "QuantizationMode",
     "QUANTIZATION_MODES",
     "DEFAULT_INT4_BLOCK_SIZE",
     "QuantizedTable",
-    "check_mode",
-    "check_block_size",
     "pack_int4",
     "unpack_int4",
     "group_index",
@@ -90,11 +89,11 @@ class QuantizedTable(NamedTuple):
     zero: jax.Array | None = None
 
 
-def check_mode(mode: str) -> str:
+def _check_mode(mode: str) -> str:
     """Returns ``mode`` if it is a supported quantization mode, else raises Keras's error.
 
     Examples:
-        >>> check_mode("int4")
+        >>> _check_mode("int4")
         'int4'
     """
     if mode not in QUANTIZATION_MODES:
@@ -104,21 +103,22 @@ def check_mode(mode: str) -> str:
     return mode
 
 
-def check_block_size(block_size: int | None) -> int | None:
+def _check_block_size(block_size: int | None) -> int | None:
     """Normalizes an int4 ``block_size``: a positive int, or ``None`` for per channel (``-1`` too).
 
     Examples:
-        >>> check_block_size(-1) is None, check_block_size(64)
+        >>> _check_block_size(-1) is None, _check_block_size(64)
         (True, 64)
     """
     if block_size is None or (not isinstance(block_size, bool) and block_size == -1):
         return None
-    if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)) or block_size <= 0:
+    try:
+        return positive_int("block_size", block_size)
+    except ValueError:
         raise ValueError(
             "`block_size` must be None, -1 (per-channel int4), or a positive integer. "
             f"Received: block_size={block_size!r}"
-        )
-    return int(block_size)
+        ) from None
 
 
 # ------------------------------------------------------------------ packing
@@ -208,7 +208,7 @@ def quantize(
         >>> unpack_int4(q.values, 3).tolist(), q.zero is None
         ([[0, 4, -7]], True)
     """
-    check_mode(mode)
+    _check_mode(mode)
     # Like Keras (``to_numpy=True``), the one-off quantization runs on the host in NumPy
     # float32: XLA may turn a division into a multiplication by the reciprocal, which would
     # move some scales by one ulp away from Keras's.
@@ -220,7 +220,7 @@ def quantize(
     if mode == "int8":
         values, scale = _abs_max(table, _INT8_RANGE)
         return QuantizedTable(jnp.asarray(values), jnp.asarray(scale))
-    block_size = check_block_size(block_size)
+    block_size = _check_block_size(block_size)
     if block_size is None:
         values, scale = _abs_max(table, _INT4_RANGE)
         return QuantizedTable(pack_int4(values), jnp.asarray(scale))
@@ -265,12 +265,12 @@ def dequantize(
         >>> [round(x, 3) for x in dequantize(q, mode="int8", output_dim=2)[0].tolist()]
         [1.0, -0.496]
     """
-    block_size = check_block_size(block_size) if mode == "int4" else None
+    block_size = _check_block_size(block_size) if mode == "int4" else None
     return _dequantize_rows(
         table.values,
         table.scale,
         table.zero,
-        mode=check_mode(mode),
+        mode=_check_mode(mode),
         output_dim=output_dim,
         block_size=block_size,
         dtype=jnp.dtype(dtype),
@@ -297,12 +297,12 @@ def lookup(
         >>> lookup(q, jnp.array([[1, 0]]), mode="int4", output_dim=2).round(2).tolist()
         [[[0.0, -1.0], [1.0, 1.0]]]
     """
-    check_mode(mode)
+    _check_mode(mode)
     if output_dim is None:
         if mode == "int4":
             raise ValueError("`output_dim` is required for int4 tables (the packed width rounds it up).")
         output_dim = table.values.shape[-1]
-    block_size = check_block_size(block_size) if mode == "int4" else None
+    block_size = _check_block_size(block_size) if mode == "int4" else None
     input_dim = table.values.shape[0]
     # The scale rows carry the invalid-id policy: a bad id gets a NaN scale, hence a NaN row.
     scale_rows = ops.lookup(

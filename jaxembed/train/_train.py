@@ -52,8 +52,10 @@ from flax import nnx
 from tqdm import tqdm
 
 from jaxembed import sparse
+from jaxembed._checks import positive_int
 from jaxembed.checkpoint import restore_checkpoint, save_checkpoint
-from jaxembed.layers import Embedding, apply_constraints, regularization_loss
+from jaxembed.nn._embedding import Embedding, apply_constraints, embedding_layers, regularization_loss
+from jaxembed.sparse import _recorder
 
 __all__ = [
     "TrainState",
@@ -403,8 +405,7 @@ class Batches:
             raise ValueError(
                 f"Every array in `data` needs the same leading (example) axis. Received sizes {sizes}."
             )
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"`batch_size` must be a positive integer. Received: batch_size={batch_size!r}.")
+        batch_size = positive_int("batch_size", batch_size)
         self.data = jax.tree.map(np.asarray, data)
         self.size = sizes.pop()
         self.batch_size = batch_size
@@ -618,15 +619,9 @@ def fit(
             "e.g. fit(Trainer(model, optax.adam(1e-3), loss_fn), data). "
             f"Received: {type(trainer).__name__}."
         )
-    for name, value in (("epochs", epochs), ("log_every", log_every)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}.")
-    if steps_per_epoch is not None and (
-        isinstance(steps_per_epoch, bool) or not isinstance(steps_per_epoch, int) or steps_per_epoch < 1
-    ):
-        raise ValueError(
-            f"`steps_per_epoch` must be a positive integer or None. Received: {steps_per_epoch!r}."
-        )
+    epochs = positive_int("epochs", epochs)
+    log_every = positive_int("log_every", log_every)
+    steps_per_epoch = positive_int("steps_per_epoch", steps_per_epoch, allow_none=True)
     history = History()
     trainer.stop_training = False
     for callback in callbacks:
@@ -718,10 +713,8 @@ def row_sparse_tables(model: nnx.Module) -> dict[str, Embedding]:
     """
     return {
         _table_key((*path, "embeddings")): node
-        for path, node in nnx.iter_graph(model)
-        if isinstance(node, Embedding)
-        and isinstance(node.embeddings, nnx.Param)
-        and node.spec.quantization_mode is None
+        for path, node in embedding_layers(model)
+        if isinstance(node.embeddings, nnx.Param) and node.spec.quantization_mode is None
     }
 
 
@@ -802,7 +795,7 @@ def _make_row_sparse_train_step(
             # probes added to the rows each lookup gathered (jaxembed.sparse), never the tables.
             model = nnx.merge(graphdef, nnx.merge_state(dense_params, tables), state.rest, copy=True)
             owners = {id(layer): key for key, layer in row_sparse_tables(model).items() if key in keys}
-            with sparse._record_lookups(owners, probes) as recorder:
+            with _recorder._record_lookups(owners, probes) as recorder:
                 loss, metrics = _loss_and_metrics(loss_fn(model, batch))
                 if regularization:
                     loss = loss + regularization_loss(model)  # without the tracked tables' penalties
@@ -848,8 +841,8 @@ def _make_row_sparse_train_step(
             params = nnx.merge_state(dense, new_tables)
             if constraints:  # the other tables' constraints, on the whole table as usual
                 model = nnx.merge(graphdef, params, rest, copy=True)
-                for path, node in nnx.iter_graph(model):
-                    if isinstance(node, Embedding) and _table_key((*path, "embeddings")) not in keys:
+                for path, node in embedding_layers(model):
+                    if _table_key((*path, "embeddings")) not in keys:
                         node.apply_constraint()
                 _, params, rest = nnx.split(model, nnx.Param, ...)
         opt_state = RowSparseOptState(dense_state, table_states)

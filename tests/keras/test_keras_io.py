@@ -1,4 +1,4 @@
-"""Keras files read and written without Keras (jaxembed.keras_io), checked against real Keras 3."""
+"""Keras files read and written without Keras (jaxembed.keras.io), checked against real Keras 3."""
 
 import os
 import subprocess
@@ -14,12 +14,12 @@ import pytest
 from flax import nnx
 
 import jaxembed
-from jaxembed import keras_io
+from jaxembed.keras import io as keras_io
 
 keras = pytest.importorskip("keras", reason="the differential tests need keras (KERAS_BACKEND=jax)")
 from keras.quantizers import Int4QuantizationConfig  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 IDS = np.array([[3, 7, 1, 0, 0, 0], [5, 2, 9, 9, 4, 1], [0, 0, 0, 0, 0, 0]], np.int32)
 
 
@@ -456,7 +456,7 @@ def test_readers_do_not_import_keras(tmp_path):
         import sys
         sys.modules["keras"] = None  # any "import keras" now fails
         import numpy as np
-        from jaxembed import keras_io
+        from jaxembed.keras import io as keras_io
         model = keras_io.load_model({str(tmp_path / "model.keras")!r})
         layer = keras_io.load_embedding({str(tmp_path / "model.keras")!r})
         keras_io.save_weights(model, {str(tmp_path / "again.weights.h5")!r})

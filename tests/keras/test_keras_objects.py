@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxembed import constraints, initializers, regularizers
+from jaxembed.keras import constraints, initializers, regularizers
 
 INITIALIZER_NAMES = [
     "uniform",

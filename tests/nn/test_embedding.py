@@ -59,7 +59,7 @@ def test_default_initializer_is_keras_uniform():
 
 
 def test_seeded_initializer_ignores_rngs_like_keras():
-    init = jaxembed.initializers.RandomNormal(seed=5)
+    init = jaxembed.keras.initializers.RandomNormal(seed=5)
     a = Embedding(10, 3, embeddings_initializer=init, rngs=0).embeddings[...]
     b = Embedding(10, 3, embeddings_initializer=init, rngs=1).embeddings[...]
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
@@ -168,11 +168,15 @@ def test_regularization_loss_and_constraints_helpers():
         2,
         weights=table,
         embeddings_regularizer="l1_l2",
-        activity_regularizer=jaxembed.regularizers.L2(0.5),
+        activity_regularizer=jaxembed.keras.regularizers.L2(0.5),
     )
     assert float(jaxembed.regularization_loss(layer)) == 0.0  # l1_l2 defaults are 0, no call yet
     layer = Embedding(
-        2, 2, weights=table, embeddings_regularizer="l2", activity_regularizer=jaxembed.regularizers.L2(0.5)
+        2,
+        2,
+        weights=table,
+        embeddings_regularizer="l2",
+        activity_regularizer=jaxembed.keras.regularizers.L2(0.5),
     )
     out = layer(jnp.array([[0, 1, 1]]))
     expected = 0.01 * np.sum(table**2) + 0.5 * float(jnp.sum(out**2)) / 1

@@ -37,7 +37,7 @@ def table_bytes():
 
 def assert_no_table_all_gather(compiled):
     """The compiled program has no all-gather at all (so certainly none of the table)."""
-    found = sharding.collectives(compiled)
+    found = jaxembed.inspect.collectives(compiled)
     gathers = [c for c in found if c.op == "all-gather"]
     assert not gathers, f"the step all-gathers: {gathers}"
 
@@ -153,12 +153,12 @@ def test_the_hlo_check_catches_a_naive_all_gather():
     table = jax.device_put(jnp.ones((V, D)), sharding.table_sharding(mesh, "row"))
     ids = jnp.arange(6) * 10
     naive = jax.jit(lambda t, i: sharding.gathered_lookup(t, i, mesh)).lower(table, ids).compile()
-    found = sharding.collectives(naive)
+    found = jaxembed.inspect.collectives(naive)
     assert [(c.op, c.bytes) for c in found] == [("all-gather", table_bytes())]
     with pytest.raises(AssertionError, match="the step all-gathers"):
         assert_no_table_all_gather(naive)
     explicit = jax.jit(lambda t, i: sharding.sharded_lookup(t, i, mesh)).lower(table, ids).compile()
-    assert [(c.op, c.bytes) for c in sharding.collectives(explicit)] == [("all-reduce", 6 * D * 4)]
+    assert [(c.op, c.bytes) for c in jaxembed.inspect.collectives(explicit)] == [("all-reduce", 6 * D * 4)]
 
 
 @pytest.mark.parametrize("mesh_name", MESHES)
@@ -179,7 +179,7 @@ def test_shard_map_lookup_equals_the_plain_lookup_with_gradients(mesh_name):
     np.testing.assert_allclose(grad, expected, rtol=1e-5, atol=1e-6)
     compiled = step.lower(placed, ids).compile()
     assert_no_table_all_gather(compiled)
-    assert all(c.op == "all-reduce" for c in sharding.collectives(compiled))
+    assert all(c.op == "all-reduce" for c in jaxembed.inspect.collectives(compiled))
 
 
 def test_shard_map_lookup_ids_checks():
@@ -236,7 +236,7 @@ def test_lazy_adam_on_a_sharded_table_equals_one_device(placement, data_axis):
     assert placed.sharding.is_equivalent_to(target_sharding, 2)
     assert placed_state[0].nu.sharding.is_equivalent_to(target_sharding, 2)
     compiled = sharded_step.lower(placed, placed_state, ids).compile()
-    found = sharding.collectives(compiled)
+    found = jaxembed.inspect.collectives(compiled)
     # Only ids, gradient rows and activations move (12 ids here): never a table shard (BIG * D * 4 / 4 bytes).
     assert found and all(c.bytes <= 2 * 12 * D * 4 for c in found), found
 
@@ -265,13 +265,13 @@ def test_collectives_reads_async_pairs_once():
         "%cps = (f32[3]{0}, f32[3]{0}, u32[], u32[]) collective-permute-start(f32[3]{0} %c), "
         "source_target_pairs={{0,1}}\n"
     )
-    assert sharding.collectives(text) == [
-        sharding.Collective("all-gather", ("f32[16,4]",), 256),
-        sharding.Collective("all-reduce", ("bf16[8]",), 16),
-        sharding.Collective("all-reduce", ("f32[4]", "f32[2]"), 24),
-        sharding.Collective("collective-permute", ("f32[3]",), 12),
+    assert jaxembed.inspect.collectives(text) == [
+        jaxembed.inspect.Collective("all-gather", ("f32[16,4]",), 256),
+        jaxembed.inspect.Collective("all-reduce", ("bf16[8]",), 16),
+        jaxembed.inspect.Collective("all-reduce", ("f32[4]", "f32[2]"), 24),
+        jaxembed.inspect.Collective("collective-permute", ("f32[3]",), 12),
     ]
-    assert sharding.communicated_bytes(text, op="all-reduce") == 40
+    assert jaxembed.inspect.communicated_bytes(text, op="all-reduce") == 40
 
 
 # ----------------------------------------------------------------- checkpoints
@@ -343,7 +343,9 @@ def test_row_sparse_trainer_on_placed_tables_equals_one_device(placement):
     got = sharded_trainer.state.params["embeddings"][...]
     np.testing.assert_allclose(got, plain_trainer.state.params["embeddings"][...], rtol=1e-6, atol=1e-7)
     assert got.sharding.is_equivalent_to(sharding.table_sharding(mesh, placement), 2)
-    found = sharding.collectives(sharded_trainer._train_step.lower(sharded_trainer.state, batch).compile())
+    found = jaxembed.inspect.collectives(
+        sharded_trainer._train_step.lower(sharded_trainer.state, batch).compile()
+    )
     assert found and all(c.bytes <= 4 * 24 * D * 4 for c in found), found  # 24 ids: never a table shard
 
 

@@ -1,4 +1,4 @@
-"""LoRA on the Embedding (jaxembed.lora + Embedding.enable_lora), against Keras 3."""
+"""LoRA on the Embedding (jaxembed.tables + Embedding.enable_lora), against Keras 3."""
 
 import jax
 import jax.numpy as jnp
@@ -8,7 +8,7 @@ import pytest
 from flax import nnx
 
 import jaxembed
-from jaxembed import lora
+from jaxembed import tables
 
 keras = pytest.importorskip("keras", reason="the differential tests need keras (KERAS_BACKEND=jax)")
 
@@ -75,7 +75,7 @@ def test_errors_match_keras():
     with pytest.raises(ValueError, match="lora is already enabled. This can only be done once per layer."):
         layer.enable_lora(2)
     for bad in (0, -1, 1.5, True, "2"):
-        with pytest.raises(ValueError, match=r"The LoRA rank must be a positive integer. Received: rank="):
+        with pytest.raises(ValueError, match=r"`rank` must be a positive integer. Received: rank="):
             jaxembed.Embedding(3, 2, rngs=0).enable_lora(bad)
     with pytest.raises(ValueError, match=r"`lora_alpha` must be a positive number. Received: lora_alpha=0"):
         jaxembed.Embedding(3, 2, rngs=0).enable_lora(2, lora_alpha=0)
@@ -127,10 +127,10 @@ def test_lookup_delta_is_o_batch_and_equals_the_merged_table():
     rng = np.random.default_rng(0)
     table, a, b = (rng.normal(size=s).astype(np.float32) for s in [(1000, 8), (1000, 4), (4, 8)])
     ids = rng.integers(0, 1000, size=(5, 3))
-    merged = lora.merged_table(jnp.asarray(table), a, b, rank=4, alpha=8)
-    via_rows = table[ids] + lora.lookup_delta(a, b, ids, rank=4, alpha=8)
+    merged = tables.merged_table(jnp.asarray(table), a, b, rank=4, alpha=8)
+    via_rows = table[ids] + tables.lookup_delta(a, b, ids, rank=4, alpha=8)
     np.testing.assert_allclose(np.asarray(via_rows), np.asarray(merged)[ids], rtol=1e-6, atol=1e-6)
-    jaxpr = jax.make_jaxpr(lambda i: lora.lookup_delta(a, b, i, rank=4, alpha=8))(jnp.asarray(ids))
+    jaxpr = jax.make_jaxpr(lambda i: tables.lookup_delta(a, b, i, rank=4, alpha=8))(jnp.asarray(ids))
     assert all(1000 not in v.aval.shape for e in jaxpr.eqns for v in e.outvars)
 
 

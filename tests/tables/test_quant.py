@@ -1,4 +1,4 @@
-"""int8/int4 tables: the pure math (jaxembed.quant) and Embedding.quantize, against Keras 3."""
+"""int8/int4 tables: the pure math (jaxembed.tables) and Embedding.quantize, against Keras 3."""
 
 import jax
 import jax.numpy as jnp
@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import jaxembed
-from jaxembed import quant
+from jaxembed import tables
 
 keras = pytest.importorskip("keras", reason="the differential tests need keras (KERAS_BACKEND=jax)")
 from keras.quantizers import Int4QuantizationConfig  # noqa: E402
@@ -43,9 +43,9 @@ def test_pack_int4_matches_keras_and_round_trips(rows, cols, data):
         data.draw(st.lists(st.integers(-8, 7), min_size=rows * cols, max_size=rows * cols)), np.int8
     )
     values = values.reshape(rows, cols)
-    packed = quant.pack_int4(values)
+    packed = tables.pack_int4(values)
     np.testing.assert_array_equal(np.asarray(packed), np.asarray(keras_pack_int4(values, axis=-1)[0]))
-    np.testing.assert_array_equal(np.asarray(quant.unpack_int4(packed, cols)), values)
+    np.testing.assert_array_equal(np.asarray(tables.unpack_int4(packed, cols)), values)
 
 
 @pytest.mark.parametrize("shape", [(300, 6), (50, 130), (17, 257)])
@@ -53,7 +53,7 @@ def test_pack_int4_matches_keras_and_round_trips(rows, cols, data):
 def test_quantized_arrays_and_lookups_equal_keras(shape, mode, block_size, config):
     table = _table(shape)
     keras_layer = _keras_quantized(table, mode, config)
-    q = quant.quantize(table, mode, block_size=block_size)
+    q = tables.quantize(table, mode, block_size=block_size)
     np.testing.assert_array_equal(np.asarray(q.values), np.asarray(keras_layer._embeddings))
     np.testing.assert_array_equal(
         np.asarray(q.scale).ravel(), np.asarray(keras_layer.embeddings_scale).ravel()
@@ -64,9 +64,9 @@ def test_quantized_arrays_and_lookups_equal_keras(shape, mode, block_size, confi
         np.testing.assert_array_equal(np.asarray(q.zero), np.asarray(keras_layer.embeddings_zero))
 
     ids = np.random.default_rng(1).integers(0, shape[0], size=(4, 7))
-    ours = quant.lookup(q, ids, mode=mode, output_dim=shape[1], block_size=block_size)
+    ours = tables.quantized_lookup(q, ids, mode=mode, output_dim=shape[1], block_size=block_size)
     np.testing.assert_array_equal(np.asarray(ours), np.asarray(keras_layer(ids)))
-    dense = quant.dequantize(q, mode=mode, output_dim=shape[1], block_size=block_size)
+    dense = tables.dequantize(q, mode=mode, output_dim=shape[1], block_size=block_size)
     np.testing.assert_array_equal(np.asarray(dense)[ids], np.asarray(ours))
 
 
@@ -94,7 +94,7 @@ def test_stored_table_is_4x_or_8x_smaller(mode, block_size, values_ratio, ratio)
     float_bytes = layer.embeddings[...].nbytes
     layer.quantize(mode, **({} if mode == "int8" else {"block_size": block_size}))
     stored = sum(v.nbytes for v in jax.tree.leaves(nnx.state(layer, jaxembed.QuantizedVariable)))
-    assert stored == quant.nbytes(layer.quantized_table())
+    assert stored == tables.quantized_nbytes(layer.quantized_table())
     assert float_bytes / layer.embeddings[...].nbytes == values_ratio
     assert float_bytes / stored >= ratio, (float_bytes, stored)  # scales and zero points included
 
