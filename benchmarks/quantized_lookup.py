@@ -12,13 +12,12 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
 import sys
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from _harness import interleaved, median  # noqa: E402
 from flax import nnx
 
 import jaxembed
@@ -85,12 +84,10 @@ def main() -> None:
         forwards[name] = (jax.jit(lambda s, i, g=graphdef: nnx.merge(g, s)(i)), state)
         jax.block_until_ready(forwards[name][0](state, ids))  # compile + warm up
 
-    times: dict[str, list[float]] = {name: [] for name in layers}
-    for _ in range(args.repeats):  # interleaved
-        for name, (forward, state) in forwards.items():
-            start = time.perf_counter()
-            jax.block_until_ready(forward(state, ids))
-            times[name].append(time.perf_counter() - start)
+    times = interleaved(
+        {name: (lambda f=forward, s=state: f(s, ids)) for name, (forward, state) in forwards.items()},
+        args.repeats,
+    )
 
     float_bytes = stored_bytes(layers["float32"])
     print(f"\ntable ({args.vocab}, {args.dim}); ids ({args.batch}, {args.length}); median of {args.repeats}")
@@ -100,7 +97,7 @@ def main() -> None:
         mse = float(jnp.mean((layer(ids) - reference) ** 2))
         print(
             f"{name:<22}{size / 2**20:>12.2f}{float_bytes / size:>11.2f}x"
-            f"{statistics.median(times[name]) * 1e3:>12.3f}{mse:>15.2e}"
+            f"{median(times[name]):>12.3f}{mse:>15.2e}"
         )
 
 

@@ -24,15 +24,14 @@ if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", "")
 
 import argparse  # noqa: E402
 import platform  # noqa: E402
-import statistics  # noqa: E402
 import sys  # noqa: E402
-import time  # noqa: E402
 from collections import Counter  # noqa: E402
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
+from _harness import median, timed  # noqa: E402
 from jax.sharding import NamedSharding, PartitionSpec  # noqa: E402
 
 import jaxembed  # noqa: E402
@@ -174,9 +173,8 @@ def main() -> None:
     times: dict[str, list[float]] = {name: [] for name in cases}
     for _ in range(args.repeats):
         for name, (fn, _, _) in cases.items():
-            start = time.perf_counter()
-            out = jax.block_until_ready(fn(*current[name]))
-            times[name].append(time.perf_counter() - start)
+            ms, out = timed(lambda fn=fn, name=name: fn(*current[name]))
+            times[name].append(ms)
             current[name] = carry(out, current[name])[0]
 
     baselines = {"lookup": rows[0][1], "train": rows[5][1]}
@@ -190,7 +188,7 @@ def main() -> None:
         gathered = sum(c.bytes for c in found if c.op == "all-gather")
         print(
             f"{name:52s} {describe(found):52s} {total:14,d} {total / base:11.4f}x {gathered:13,d} "
-            f"{1e3 * statistics.median(times[name]):8.2f}"
+            f"{median(times[name]):8.2f}"
         )
     print(
         "\nbytes/device: the sum over the compiled step's collectives of each one's result on one device "

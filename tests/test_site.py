@@ -23,6 +23,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.site  # MkDocs build + headless Chromium
+
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 SCREENSHOT = ROOT / "build" / "screenshot-home.png"

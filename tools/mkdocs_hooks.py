@@ -63,17 +63,21 @@ BENCHMARKS_MARKER = "<!-- benchmark-results -->"
 
 
 def public_modules() -> list[str]:
-    """Dotted names of the public modules: ``jaxembed/*.py`` files not starting with ``_``."""
-    package_dir = ROOT / PACKAGE
-    names = []
-    for path in sorted(package_dir.iterdir()):
-        if path.name.startswith("_"):
-            continue
-        if path.suffix == ".py":
-            names.append(f"{PACKAGE}.{path.stem}")
-        elif path.is_dir() and (path / "__init__.py").exists():
-            names.append(f"{PACKAGE}.{path.name}")
-    return names
+    """Dotted names of the public modules: ``jaxembed/**`` modules and packages not starting with ``_``."""
+
+    def walk(directory: Path, prefix: str) -> list[str]:
+        names = []
+        for path in sorted(directory.iterdir()):
+            if path.name.startswith("_"):
+                continue
+            if path.suffix == ".py":
+                names.append(f"{prefix}.{path.stem}")
+            elif path.is_dir() and (path / "__init__.py").exists():
+                names.append(f"{prefix}.{path.name}")
+                names.extend(walk(path, f"{prefix}.{path.name}"))
+        return names
+
+    return walk(ROOT / PACKAGE, PACKAGE)
 
 
 def _api_page(module: str) -> str:

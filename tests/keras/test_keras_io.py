@@ -440,7 +440,7 @@ def test_save_is_atomic_and_checks_the_name(tmp_path, monkeypatch):
     def fail(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(keras_io, "_write_dataset", fail)
+    monkeypatch.setattr(keras_io._model, "_write_dataset", fail)
     with pytest.raises(OSError, match="disk full"):
         keras_io.save_weights(jaxembed.Embedding(4, 2, rngs=1), target)
     assert target.read_bytes() == before  # the old file is intact
@@ -497,7 +497,7 @@ def test_keras_archive_written_here_opens_in_keras(tmp_path, make):
 def test_keras_archive_keeps_lora_and_quantization(tmp_path):
     embedding = jaxembed.Embedding(12, 5, mask_zero=True, name="words", rngs=0)
     embedding.quantize("int4", block_size=2)
-    model = keras_io.KerasSequential(
+    model = jaxembed.nn.KerasSequential(
         [embedding, jaxembed.GlobalAveragePooling1D(), nnx.Linear(5, 2, rngs=nnx.Rngs(0))]
     )
     keras_io.save_model(model, tmp_path / "q.keras")

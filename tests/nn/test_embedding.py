@@ -10,10 +10,6 @@ from flax import nnx
 import jaxembed
 from jaxembed import Embedding, Flatten, FrozenParam
 
-SEED_TABLE = np.array([[1, 1], [1, 2], [2, 2], [3, 3]], np.float32)
-SEED_INDICES = [0, 1, 2, 1, 3, 0, 1, 2, 1]
-SEED_VECTORS = [[1, 1], [1, 2], [2, 2], [1, 2], [3, 3], [1, 1], [1, 2], [2, 2], [1, 2]]
-
 
 def test_seed_snippet_runs_as_written():
     layer = Embedding(1000, 64, input_length=50)
@@ -28,10 +24,10 @@ def test_seed_snippet_runs_as_written():
 
 
 @pytest.mark.parametrize("lookup", ["take", "one_hot"])
-@pytest.mark.parametrize("weights", [SEED_TABLE, [SEED_TABLE]], ids=["array", "list"])
-def test_seed_vectors_from_given_weights(lookup, weights):
-    layer = Embedding(4, 2, weights=weights, lookup=lookup)
-    np.testing.assert_array_equal(np.asarray(layer(jnp.array(SEED_INDICES))), SEED_VECTORS)
+@pytest.mark.parametrize("as_list", [False, True], ids=["array", "list"])
+def test_seed_vectors_from_given_weights(seed_table, seed_vectors, seed_indices, lookup, as_list):
+    layer = Embedding(4, 2, weights=[seed_table] if as_list else seed_table, lookup=lookup)
+    np.testing.assert_array_equal(np.asarray(layer(jnp.array(seed_indices))), seed_vectors)
 
 
 def test_rngs_optional_and_reproducible():
@@ -193,14 +189,14 @@ def test_regularization_loss_and_constraints_helpers():
     )
 
 
-def test_get_set_weights():
+def test_get_set_weights(seed_table):
     layer = Embedding(4, 2, rngs=0)
-    layer.set_weights([SEED_TABLE])
-    np.testing.assert_array_equal(layer.get_weights()[0], SEED_TABLE)
+    layer.set_weights([seed_table])
+    np.testing.assert_array_equal(layer.get_weights()[0], seed_table)
     with pytest.raises(
         ValueError, match=r"shape \(input_dim, output_dim\) = \(4, 2\). Received an array of shape \(2, 4\)"
     ):
-        layer.set_weights([SEED_TABLE.T])
+        layer.set_weights([seed_table.T])
 
 
 def test_config_round_trip():
@@ -281,8 +277,8 @@ def test_bad_arguments_raise_at_construction(kwargs, message):
         Embedding(10, 4, **kwargs)
 
 
-def test_bad_ids_raise_through_the_layer():
-    layer = Embedding(4, 2, weights=SEED_TABLE)
+def test_bad_ids_raise_through_the_layer(seed_table):
+    layer = Embedding(4, 2, weights=seed_table)
     with pytest.raises(
         ValueError, match=r"range \[0, 3\] \(input_dim=4\). Received out-of-range ids: -1 at index \(1,\)"
     ):
@@ -291,7 +287,7 @@ def test_bad_ids_raise_through_the_layer():
         layer(jnp.array([0.5]))
     out = nnx.jit(lambda m, i: m(i))(layer, jnp.array([-1, 4, 2]))
     assert np.isnan(np.asarray(out[:2])).all()
-    np.testing.assert_array_equal(np.asarray(out[2]), SEED_TABLE[2])
+    np.testing.assert_array_equal(np.asarray(out[2]), seed_table[2])
 
 
 def test_jitted_lookup_traces_once_for_new_ids_and_tables():
@@ -311,15 +307,15 @@ def test_jitted_lookup_traces_once_for_new_ids_and_tables():
     assert len(traces) == 1
 
 
-def test_checkify_mode_through_the_layer():
+def test_checkify_mode_through_the_layer(seed_table):
     from jax.experimental import checkify
 
-    layer = Embedding(4, 2, weights=SEED_TABLE, invalid_ids="checkify")
+    layer = Embedding(4, 2, weights=seed_table, invalid_ids="checkify")
     graphdef, state = nnx.split(layer)
     checked = jax.jit(checkify.checkify(lambda s, i: nnx.merge(graphdef, s)(i)))
     err, out = checked(state, jnp.array([3, 1]))
     err.throw()
-    np.testing.assert_array_equal(np.asarray(out), SEED_TABLE[[3, 1]])
+    np.testing.assert_array_equal(np.asarray(out), seed_table[[3, 1]])
     err, _ = checked(state, jnp.array([3, 9]))
     with pytest.raises(checkify.JaxRuntimeError, match=r"range \[0, 3\].*invalid id 9"):
         err.throw()
