@@ -27,7 +27,12 @@ MOVED: dict[str, tuple[str, tuple[str, ...]]] = {
     "jaxembed.pooling": ("jaxembed.nn", ("jaxembed.nn._pooling",)),
     "jaxembed.keras_io": (
         "jaxembed.keras.io (KerasSequential and Activation: jaxembed.nn)",
-        ("jaxembed.keras.io._model", "jaxembed.nn._sequential"),
+        (
+            "jaxembed.keras.io._embedding",
+            "jaxembed.keras.io._model",
+            "jaxembed.keras.io._h5",
+            "jaxembed.nn._sequential",
+        ),
     ),
     "jaxembed.quant": ("jaxembed.tables", ("jaxembed.tables._quant",)),
     "jaxembed.lora": ("jaxembed.tables", ("jaxembed.tables._lora",)),

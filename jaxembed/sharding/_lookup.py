@@ -107,7 +107,7 @@ def gathered_lookup(
     """The naive baseline: all-gather the row-split table onto every device, then look up.
 
     Kept for comparison only (tests and ``benchmarks/sharding_comm.py`` show that
-    :func:`collectives` catches its ``all-gather``): it moves
+    :func:`jaxembed.inspect.collectives` catches its ``all-gather``): it moves
     ``input_dim * output_dim`` values per call where :func:`sharded_lookup` moves
     ``ids.size * output_dim``.
 

@@ -440,7 +440,7 @@ def test_save_is_atomic_and_checks_the_name(tmp_path, monkeypatch):
     def fail(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(keras_io._model, "_write_dataset", fail)
+    monkeypatch.setattr(keras_io._h5, "_write_dataset", fail)
     with pytest.raises(OSError, match="disk full"):
         keras_io.save_weights(jaxembed.Embedding(4, 2, rngs=1), target)
     assert target.read_bytes() == before  # the old file is intact
