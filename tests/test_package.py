@@ -42,6 +42,7 @@ def _run(code: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow  # a fresh interpreter or a Keras model end to end
 def test_fresh_interpreter_gets_every_subpackage_from_import_jaxembed():
     result = _run(
         f"""
@@ -61,6 +62,7 @@ def test_every_subpackage_is_in_all():
     assert set(SUBPACKAGES) <= set(jaxembed.__all__)
 
 
+@pytest.mark.slow  # a fresh interpreter or a Keras model end to end
 def test_keras_io_without_h5py_names_the_extra():
     result = _run(
         """

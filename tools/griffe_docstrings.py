@@ -74,7 +74,14 @@ class JaxembedDocstrings(griffe.Extension):
             return
         if str(ROOT) not in sys.path:
             sys.path.insert(0, str(ROOT))
-        for module in [pkg, *(m for m in pkg.modules.values() if not m.name.startswith("_"))]:
+
+        def public(module: griffe.Module):
+            yield module
+            for child in module.modules.values():
+                if not child.is_alias and not child.name.startswith("_"):
+                    yield from public(child)
+
+        for module in public(pkg):
             runtime = importlib.import_module(module.path)
             for name in getattr(runtime, "__all__", []):
                 member = module.members.get(name)

@@ -9,6 +9,7 @@ Examples:
     [[1.0, 1.0, 3.0, 3.0]]
 """
 
+from jaxembed._spec import EmbeddingSpec
 from jaxembed.nn._embedding import (
     ActivityLoss,
     Embedding,
@@ -24,6 +25,7 @@ from jaxembed.nn._sequential import Activation, KerasSequential
 __all__ = [
     "Embedding",
     "EmbeddingBag",
+    "EmbeddingSpec",
     "FrozenParam",
     "QuantizedVariable",
     "ActivityLoss",

@@ -62,6 +62,7 @@ def _flatten_model():
 
 
 # ------------------------------------------------------------ whole models
+@pytest.mark.slow  # a fresh interpreter or a Keras model end to end
 @pytest.mark.parametrize("kind", ["sequential", "functional"])
 def test_keras_text_model_loads_whole_and_predicts_the_same(tmp_path, kind):
     model = _text_model(kind)
@@ -449,6 +450,7 @@ def test_save_is_atomic_and_checks_the_name(tmp_path, monkeypatch):
         keras_io.save_weights(nnx.Linear(2, 2, rngs=nnx.Rngs(0)), tmp_path / "x.weights.h5")
 
 
+@pytest.mark.slow  # a fresh interpreter or a Keras model end to end
 def test_readers_do_not_import_keras(tmp_path):
     _text_model().save(tmp_path / "model.keras")
     script = textwrap.dedent(

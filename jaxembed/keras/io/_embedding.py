@@ -119,7 +119,7 @@ def list_embeddings(path: str | os.PathLike) -> list[EmbeddingEntry]:
         >>> path = os.path.join(tempfile.mkdtemp(), "q.weights.h5")
         >>> table = jaxembed.Embedding(300, 16, rngs=0)
         >>> table.quantize("int4")
-        >>> save_weights(table, path)
+        >>> jaxembed.keras.io.save_weights(table, path)
         >>> list_embeddings(path)[0].quantization
         'int4'
     """
@@ -202,7 +202,7 @@ def load_embedding(
     Examples:
         >>> import tempfile, os
         >>> path = os.path.join(tempfile.mkdtemp(), "t.weights.h5")
-        >>> save_weights(jaxembed.Embedding(5, 3, rngs=0), path)
+        >>> jaxembed.keras.io.save_weights(jaxembed.Embedding(5, 3, rngs=0), path)
         >>> load_embedding(path, mask_zero=True).compute_mask(jnp.array([0, 2])).tolist()
         [False, True]
     """
