@@ -54,18 +54,14 @@ def _is_recorded(owner: object) -> bool:
     return _recorder_for(owner) is not None
 
 
-def _recorded_lookup(
-    owner: object, table: jax.Array, ids: jax.typing.ArrayLike, *, method: str, invalid_ids: str
-) -> jax.Array:
-    """:func:`jaxembed.ops.lookup`, plus a zero probe and a record of the ids when ``owner`` is tracked."""
-    rows = ops.lookup(table, ids, method=method, invalid_ids=invalid_ids)
+def _recorded_rows(owner: object, rows: jax.Array, ids: ops.CheckedIds) -> jax.Array:
+    """``rows`` (a lookup of ``owner``'s table), plus a zero probe and a record of the ids when
+    ``owner`` is tracked; the ids were checked once by the layer (:func:`jaxembed.ops.check_ids`)."""
     found = _recorder_for(owner)
     if found is None:
         return rows
     recorder, key = found
-    int_ids, valid = ops.prepare_ids(ids, table.shape[0])
-    if valid is not None:
-        int_ids = jnp.where(valid, int_ids, -1)
+    int_ids = ids.index if ids.valid is None else jnp.where(ids.valid, ids.index, -1)
     calls = recorder.ids[key]
     calls.append(int_ids)
     if recorder.probes is None:

@@ -37,9 +37,10 @@ def row_sparse_tables(model: nnx.Module) -> dict[str, Embedding]:
         ['words/embeddings']
     """
     return {
-        _table_key((*path, "embeddings")): node
+        _table_key((*path, name)): node
         for path, node in embedding_layers(model)
-        if isinstance(node.embeddings, nnx.Param) and node.spec.quantization_mode is None
+        if node.spec.table.row_sparse and node._row_sparse_table
+        for name in node.spec.table.trainable_variables(node.part_variables(node.spec.table))
     }
 
 
@@ -167,7 +168,7 @@ def _make_row_sparse_train_step(
             if constraints:  # the other tables' constraints, on the whole table as usual
                 model = nnx.merge(graphdef, params, rest, copy=True)
                 for path, node in embedding_layers(model):
-                    if _table_key((*path, "embeddings")) not in keys:
+                    if not any(_table_key((*path, name)) in keys for name in node.spec.table.names):
                         node.apply_constraint()
                 _, params, rest = nnx.split(model, nnx.Param, ...)
         opt_state = RowSparseOptState(dense_state, table_states)
