@@ -278,7 +278,8 @@ def ladder(max_gb: float, timeout: float, only: str | None, sizes_override: list
             if previous:
                 break  # the ladder stopped here before
             pair = rows in FBGEMM_SIZES and (optimizer, dtype) in FBGEMM_HAS
-            need = estimate_bytes(optimizer, dtype, rows) * (3 if pair else 1)  # FBGEMM: 2 tables
+            need_fbgemm = estimate_bytes(optimizer, dtype, rows) - int(1.2e9)  # a table per pooling mode
+            need = estimate_bytes(optimizer, dtype, rows) + (2 * need_fbgemm if pair else 0)
             avail = available_bytes()
             if need > max_gb * 1e9 or need > avail - 1.5e9:
                 print(
