@@ -19,7 +19,7 @@ from flax import nnx
 
 from jaxembed import _mesh, ops
 from jaxembed._spec import EmbeddingSpec, parse_quantization_config
-from jaxembed.sparse import _recorder
+from jaxembed.nn import _capture
 from jaxembed.tables import _lora as lora_math
 from jaxembed.tables import _quant as quant
 
@@ -229,10 +229,9 @@ class Embedding(nnx.Module):
             table = self.embeddings[...]
             if not isinstance(self.embeddings, nnx.Param):
                 table = jax.lax.stop_gradient(table)
-            # ops.lookup, except while a row-sparse train step traces this layer (jaxembed.sparse).
-            outputs = _recorder._recorded_lookup(
-                self, table, ids, method=spec.lookup, invalid_ids=spec.invalid_ids
-            )
+            outputs = ops.lookup(table, ids, method=spec.lookup, invalid_ids=spec.invalid_ids)
+            # A row-sparse train step's tap sees these rows (jaxembed.nn._capture); else a no-op.
+            outputs = _capture.tap_rows(self, outputs, ids, num_rows=table.shape[0])
         if spec.lora_rank is not None:
             outputs = outputs + lora_math.lookup_delta(
                 self.lora_embeddings_a[...],
@@ -291,7 +290,7 @@ class Embedding(nnx.Module):
             )
         elif self.spec.quantization_mode is not None:
             penalty = jnp.zeros((), jnp.float32)
-        elif _recorder._is_recorded(self):  # a row-sparse step penalizes the touched rows itself
+        elif _capture.is_tapped(self):  # a row-sparse step penalizes the touched rows itself
             penalty = jnp.zeros((), jnp.float32)
         else:
             penalty = self.spec.table_penalty(self.embeddings[...])
