@@ -324,8 +324,10 @@ class EmbeddingSpec:
     def initial_table(self, key: jax.Array, weights: Any = None) -> jax.Array:
         """The starting table: ``weights`` if given (checked), else drawn from the initializer."""
         if weights is None:
-            table = self.embeddings_initializer(key, self.table_shape, self.param_dtype)
-            return jnp.asarray(table, self.param_dtype)
+            # Chunk by chunk for large tables: no full-size float32 draw of a low-precision table.
+            return initializers.initialize_table(
+                self.embeddings_initializer, key, self.table_shape, self.param_dtype
+            )
         if isinstance(weights, (list, tuple)) and len(weights) == 1:
             weights = weights[0]
         array = np.asarray(weights)

@@ -19,7 +19,7 @@ from flax import nnx
 
 from jaxembed import _mesh, ops
 from jaxembed._spec import EmbeddingSpec, parse_quantization_config, with_keras_arguments
-from jaxembed.sparse import _recorder
+from jaxembed.nn import _capture
 from jaxembed.tables import _lora as lora_math
 from jaxembed.tables import _quant as quant
 from jaxembed.tables._parts import (
@@ -228,8 +228,8 @@ class Embedding(nnx.Module):
         spec = self.spec
         outputs = spec.table.lookup(self.part_variables(spec.table), ids, method=spec.lookup)
         if isinstance(spec.table, DenseTable):
-            # Only while a row-sparse train step traces this layer (jaxembed.sparse).
-            outputs = _recorder._recorded_rows(self, outputs, ids)
+            # A row-sparse train step's tap sees these rows (jaxembed.nn._capture); else a no-op.
+            outputs = _capture.tap_rows(self, outputs, ids, num_rows=spec.input_dim)
         if spec.lora is not None:
             outputs = outputs + spec.lora.lookup(self.part_variables(spec.lora), ids, method=spec.lookup)
         return outputs.astype(spec.dtype)
@@ -306,7 +306,7 @@ class Embedding(nnx.Module):
         quantized table without LoRA has none.
         """
         part = self._trained_part()
-        if part is self.spec.table and _recorder._is_recorded(self):
+        if part is self.spec.table and _capture.is_tapped(self):
             penalty = jnp.zeros((), jnp.float32)  # a row-sparse step penalizes the touched rows itself
         else:
             penalty = part.penalty(self.part_variables(part), self.spec.embeddings_regularizer)
