@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxembed import _mesh, _spec, ops
-from jaxembed._spec import EmbeddingSpec
+from jaxembed._spec import ARGUMENTS, EmbeddingSpec
 
 __all__ = ["Embedding", "EmbeddingBag"]
 
@@ -48,18 +48,13 @@ class Embedding(nn.Module):
 
     input_dim: int
     output_dim: int
-    embeddings_initializer: Any = "uniform"
-    embeddings_regularizer: Any = None
-    embeddings_constraint: Any = None
-    activity_regularizer: Any = None
-    mask_zero: bool = False
+    # The other Keras arguments, from the one schema (``name`` is Linen's own module name).
+    for _argument in ARGUMENTS[2:]:
+        if _argument.name != "name":
+            __annotations__[_argument.name] = _argument.annotation
+            vars()[_argument.name] = _argument.default
+    del _argument
     weights: Any = None
-    input_length: int | Sequence[int | None] | None = None
-    trainable: bool = True
-    dtype: Any = None
-    param_dtype: Any = None
-    lookup: ops.LookupMethod = "take"
-    invalid_ids: ops.InvalidIds = "nan"
     embeddings_sharding: Any = None  # a NamedSharding or mesh-axis names; see jaxembed.sharding
 
     def __post_init__(self):
@@ -68,23 +63,17 @@ class Embedding(nn.Module):
 
     @property
     def spec(self) -> EmbeddingSpec:
-        """The validated arguments, shared with the NNX module."""
-        return EmbeddingSpec.create(
-            self.input_dim,
-            self.output_dim,
-            embeddings_initializer=self.embeddings_initializer,
-            embeddings_regularizer=self.embeddings_regularizer,
-            embeddings_constraint=self.embeddings_constraint,
-            activity_regularizer=self.activity_regularizer,
-            mask_zero=self.mask_zero,
-            input_length=self.input_length,
-            name=self.name if isinstance(self.name, str) else None,
-            trainable=self.trainable,
-            dtype=self.dtype,
-            param_dtype=self.param_dtype,
-            lookup=self.lookup,
-            invalid_ids=self.invalid_ids,
-        )
+        """The validated arguments, shared with the NNX module.
+
+        Built once per module object (and again only if Linen gives the module its name later).
+        """
+        name = self.name if isinstance(self.name, str) else None
+        cached = self.__dict__.get("_jaxembed_spec")
+        if cached is None or cached[0] != name:
+            arguments = {a.name: getattr(self, a.name) for a in ARGUMENTS[2:] if a.name != "name"}
+            cached = (name, EmbeddingSpec.create(self.input_dim, self.output_dim, name=name, **arguments))
+            self.__dict__["_jaxembed_spec"] = cached  # past Linen's frozen __setattr__
+        return cached[1]
 
     @nn.compact
     def __call__(self, ids: jax.typing.ArrayLike) -> jax.Array:

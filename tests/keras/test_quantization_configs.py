@@ -62,9 +62,7 @@ def test_a_quantizer_jaxembed_cannot_apply_is_refused_the_same_on_every_path(con
 def test_every_path_gives_keras_arrays(config):
     keras_layer = keras.layers.Embedding(20, 8, weights=TABLE)
     keras_layer.quantize(config.mode, config=config)
-    expected = [np.asarray(w) for w in keras_layer.get_weights()]
-    if config.mode == "int4" and config.block_size is not None:
-        expected = expected[:3]  # g_idx: derived from the block size here
+    expected = [np.asarray(w) for w in keras_layer.get_weights()]  # grouped int4: with g_idx
     for name, make in _paths(config).items():
         layer = make()
         assert len(layer.get_weights()) == len(expected), name

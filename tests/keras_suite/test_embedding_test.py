@@ -27,12 +27,6 @@ from jaxembed.nn import FrozenParam, KerasSequential, QuantizedVariable
 keras = pytest.importorskip("keras", reason="the differential tests need keras (KERAS_BACKEND=jax)")
 from keras.quantizers import AbsMaxQuantizer, Int4QuantizationConfig, Int8QuantizationConfig  # noqa: E402
 
-G_IDX_IN_WEIGHTS = pytest.mark.xfail(
-    strict=True,
-    reason="grouped int4 `g_idx` in get_weights()/the layer's variables belongs to the `parts` branch "
-    "(the Embedding made of parts); strict, so this fails loudly once it lands",
-)
-
 
 # ----------------------------------------------------------------- helpers
 def _table(shape, seed=0):
@@ -44,10 +38,16 @@ def _ids(input_dim, shape, seed=0, dtype="int32"):
 
 
 def _weight_counts(layer):
-    """Keras's ``(len(trainable_weights), len(non_trainable_weights))`` for a jaxembed layer."""
+    """Keras's ``(len(trainable_weights), len(non_trainable_weights))`` for a jaxembed layer.
+
+    Trainable: the ``nnx.Param`` s (what training moves). Non-trainable: the rest of Keras's
+    weight list (``get_weights()``): frozen and quantized variables, and grouped int4's ``g_idx``,
+    which jaxembed derives from the block size instead of holding it as a variable.
+    """
     trainable = len(jax.tree.leaves(nnx.state(layer, nnx.Param)))
     frozen = len(jax.tree.leaves(nnx.state(layer, nnx.Any(FrozenParam, QuantizedVariable))))
-    return trainable, frozen
+    assert len(layer.get_weights()) - trainable >= frozen
+    return trainable, len(layer.get_weights()) - trainable
 
 
 def _keras_counts(keras_layer):
@@ -212,14 +212,6 @@ def _bcoo(data, indices, shape):
     return jax_sparse.BCOO((jnp.asarray(data, jnp.int32), jnp.asarray(indices)), shape=shape)
 
 
-SPARSE_IDS = pytest.mark.xfail(
-    strict=True,
-    reason="sparse ids (jax.experimental.sparse.BCOO) belong to the `parts` branch (ids validated once "
-    "at the layer boundary); strict, so this fails loudly once it lands",
-)
-
-
-@SPARSE_IDS
 def test_sparse():
     layer = jaxembed.Embedding(5, 4, rngs=0)
     ids = _bcoo([2, 1, 4], [[0, 0], [1, 2], [1, 1]], (2, 3))
@@ -244,7 +236,6 @@ def test_correctness():
     np.testing.assert_allclose(np.asarray(out), [[3.0, 3.0], [2.0, 2.0], [0.0, 0.0]])
 
 
-@SPARSE_IDS
 def test_correctness_sparse():
     layer = jaxembed.Embedding(input_dim=3, output_dim=2, rngs=0)
     layer.embeddings[...] = jnp.array([[0.0, 0.0], [2.0, 2.0], [3.0, 3.0]])
@@ -496,7 +487,7 @@ def test_quantize_when_already_quantized(mode):
     ("policy", "expected_num_variables"),
     [
         ("int8_from_float32", 2),
-        pytest.param("int4_from_float32", 4, marks=G_IDX_IN_WEIGHTS),  # embeddings + scale + zero + g_idx
+        ("int4_from_float32", 4),  # embeddings + scale + zero + g_idx
     ],
     ids=["int8", "int4"],
 )
@@ -615,7 +606,6 @@ def test_quantize_lora_integration_int8(tmp_path):
     _check_quantize_lora_integration(tmp_path, "int8", 2, 2)
 
 
-@G_IDX_IN_WEIGHTS
 def test_quantize_lora_integration_int4(tmp_path):
     _check_quantize_lora_integration(tmp_path, "int4", 2, 4)  # +2 for embeddings_zero + g_idx
 
@@ -771,11 +761,14 @@ def _stored_g_idx(layer, tmp_path):
 
 @pytest.mark.parametrize("block_size", [4, 8], ids=["grouped_block_4", "grouped_block_8"])
 def test_int4_subchannel_g_idx_created(tmp_path, block_size):
-    """Keras keeps ``g_idx`` as a layer variable; jaxembed derives it from the block size and writes
-    it where Keras stores it (the fourth variable of the layer's file)."""
+    """Keras keeps ``g_idx`` as a layer variable; jaxembed derives it from the block size and gives
+    it where Keras's users meet it: the fourth of ``get_weights()`` and of the layer's file."""
     input_dim, output_dim = 10, 16
     layer = jaxembed.Embedding(input_dim=input_dim, output_dim=output_dim, rngs=0)
     layer.quantize("int4", config=Int4QuantizationConfig(block_size=block_size))
+    weights = layer.get_weights()
+    assert len(weights) == 4 and weights[3].shape == (output_dim,)
+    np.testing.assert_array_equal(weights[3], np.arange(output_dim) // block_size)
     g_idx = _stored_g_idx(layer, tmp_path)
     assert g_idx is not None and g_idx.shape == (output_dim,)
     assert g_idx.dtype == np.float32  # Keras 3.16: integer group metadata stored as float32
@@ -843,9 +836,16 @@ def _embedding_for_mode(mode, input_dim=64, output_dim=64):
 
 
 def _randomized(layer, seed=1234):
+    """Keras's ``randomize_serialized_variables``, except grouped int4's ``g_idx``: jaxembed derives it
+    from the block size and refuses any other value, so it keeps its one valid value."""
     rng = np.random.RandomState(seed)
     values = []
-    for weight in layer.get_weights():
+    weights = layer.get_weights()
+    g_idx = layer.spec.quantization_block_size is not None
+    for index, weight in enumerate(weights):
+        if g_idx and index == 3:
+            values.append(weight)
+            continue
         if np.issubdtype(weight.dtype, np.integer):
             values.append(rng.randint(-8, 9, size=weight.shape).astype(weight.dtype))
         else:
