@@ -110,3 +110,27 @@ def test_reversible_embedding_argument_errors():
         jaxembed.ReversibleEmbedding(4, 2, reverse_dtype="int32")
     with pytest.raises(ValueError, match=r"expects vectors of size output_dim=2 .* shape \(3, 5\)"):
         jaxembed.ReversibleEmbedding(4, 2, rngs=0)(jnp.ones((3, 5)), reverse=True)
+
+
+@pytest.mark.parametrize("tie_weights", [True, False])
+def test_linen_reversible_embedding_equals_nnx(tie_weights):
+    nnx_layer = jaxembed.ReversibleEmbedding(VOCAB, DIM, tie_weights=tie_weights, logit_soft_cap=3.0, rngs=0)
+    linen_layer = jaxembed.linen.ReversibleEmbedding(VOCAB, DIM, tie_weights=tie_weights, logit_soft_cap=3.0)
+    x = np.random.default_rng(0).normal(size=(2, 3, DIM)).astype(np.float32)
+    variables = linen_layer.init(jax.random.key(0), x, reverse=True)
+    params = {"embeddings": nnx_layer.embeddings[...]}
+    if not tie_weights:
+        params["reverse_embeddings"] = nnx_layer.reverse_embeddings[...]
+    assert jax.tree.map(jnp.shape, variables["params"]) == jax.tree.map(jnp.shape, params)
+    ids = np.array([[0, 5, 39]])
+    np.testing.assert_array_equal(
+        np.asarray(linen_layer.apply({"params": params}, ids)), np.asarray(nnx_layer(ids))
+    )
+    np.testing.assert_allclose(
+        np.asarray(linen_layer.apply({"params": params}, x, reverse=True)),
+        np.asarray(nnx_layer(x, reverse=True)),
+        rtol=1e-6,
+    )
+    assert linen_layer.get_config() == nnx_layer.get_config()
+    rebuilt = jaxembed.linen.ReversibleEmbedding.from_config(nnx_layer.get_config())
+    assert rebuilt.tie_weights == tie_weights and rebuilt.logit_soft_cap == 3.0
