@@ -253,6 +253,13 @@ class Embedding(nnx.Module):
         return self._project(query, self.spec.dtype)
 
     def _project(self, x: jax.typing.ArrayLike, dtype: Any) -> jax.Array:
+        if _capture.is_tapped(self):
+            raise ValueError(
+                f"Layer '{self.spec.name}' projects onto its whole table (attend / reverse=True) inside a "
+                "row-sparse train step, which updates only the rows a lookup gathered: the projection's "
+                "gradient would be lost. Use jaxembed.ReversibleEmbedding (its tied table gets the dense "
+                "update) or train with the dense update rule."
+            )
         dtype = jnp.dtype(dtype)
         logits = sum(
             part.project(self.part_variables(part), jnp.asarray(x), dtype=dtype) for part in self.parts

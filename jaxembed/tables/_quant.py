@@ -392,10 +392,15 @@ def project(
     output_dim: int,
     block_size: int | None = DEFAULT_INT4_BLOCK_SIZE,
     dtype: jnp.dtype = jnp.float32,
+    quantize_x: bool | None = None,
 ) -> jax.Array:
     """Logits ``x @ W.T`` ``(..., input_dim)`` against a quantized table, as Keras 3's quantized
-    ``ReversibleEmbedding(reverse=True)``: ``x`` is quantized per row to int8 (:func:`quantize_inputs`);
-    per-row scales multiply an int8 x int8 product, grouped int4 dequantizes the table first.
+    ``ReversibleEmbedding(reverse=True)``.
+
+    With ``quantize_x`` (default: int8 yes, int4 no -- the activation quantizers of Keras's
+    ``Int8QuantizationConfig`` and ``Int4QuantizationConfig``, which the layer configs name)
+    ``x`` is quantized per row to int8 (:func:`quantize_inputs`) and per-row table scales divide
+    an integer product; grouped int4 dequantizes the table first.
 
     Examples:
         >>> q = quantize(jnp.array([[1.0, 0.0], [0.0, 2.0]]), "int8")
@@ -404,9 +409,17 @@ def project(
     """
     block_size = _check_block_size(block_size) if _check_mode(mode) == "int4" else None
     values = table.values if mode == "int8" else unpack_int4(table.values, output_dim)
-    x_values, x_scale = quantize_inputs(x)
-    if table.zero is None:  # per-row scales: an integer matmul, then both scales divided out
-        logits = jnp.matmul(x_values, values.T, preferred_element_type=jnp.int32).astype(dtype)
+    if quantize_x is None:
+        quantize_x = mode == "int8"
+    if quantize_x:
+        x_values, x_scale = quantize_inputs(x)
+    else:
+        x_values, x_scale = jnp.asarray(x, dtype), jnp.ones((1,), dtype)
+    if table.zero is None:  # per-row scales: the product of the stored values, then the scales divided out
+        if quantize_x:
+            logits = jnp.matmul(x_values, values.T, preferred_element_type=jnp.int32).astype(dtype)
+        else:
+            logits = jnp.matmul(x_values, values.T.astype(dtype), precision=jax.lax.Precision.HIGHEST)
         return logits / (x_scale.astype(dtype) * table.scale.astype(dtype))
     dense = _dequantize_rows(
         values,
