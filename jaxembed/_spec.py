@@ -17,10 +17,12 @@ Examples:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+import operator
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -32,7 +34,16 @@ from jaxembed.keras import constraints, initializers, regularizers
 from jaxembed.tables import _quant as quant
 from jaxembed.tables._parts import DenseTable, LoRAPart, QuantizedTablePart
 
-__all__ = ["Argument", "ARGUMENTS", "EmbeddingSpec", "parse_dtype", "parse_quantization_config"]
+__all__ = [
+    "Argument",
+    "ARGUMENTS",
+    "EmbeddingSpec",
+    "Quantization",
+    "parse_dtype",
+    "parse_quantization_config",
+    "quantization_arguments",
+    "resolve_quantize_arguments",
+]
 
 _DEFAULT_NAME = "embedding"
 _MIXED_POLICIES = {"mixed_float16": "float16", "mixed_bfloat16": "bfloat16"}
@@ -267,6 +278,11 @@ class EmbeddingSpec:
         return getattr(self.table, "block_size", None)
 
     @property
+    def quantization_value_range(self) -> tuple[int, int] | None:
+        """A custom int8 ``AbsMaxQuantizer`` range (``None``: Keras's default, or not int8)."""
+        return getattr(self.table, "value_range", None)
+
+    @property
     def lora_rank(self) -> int | None:
         """The LoRA part's rank, or ``None`` without one."""
         return None if self.lora is None else self.lora.rank
@@ -395,7 +411,9 @@ class EmbeddingSpec:
         if self.quantization_mode is not None:
             mode, block_size = self.quantization_mode, self.quantization_block_size
             config["dtype"] = _quantized_policy(mode, block_size, config["dtype"])
-            config["quantization_config"] = _quantization_config(mode, block_size)
+            config["quantization_config"] = _quantization_config(
+                mode, block_size, self.quantization_value_range
+            )
         if self.lora_rank is not None:
             config["lora_rank"] = self.lora_rank
             config["lora_alpha"] = self.lora_alpha
@@ -485,9 +503,28 @@ def _quantized_policy(mode: str, block_size: int | None, source: dict[str, Any])
     }
 
 
-def _quantization_config(mode: str, block_size: int | None) -> dict[str, Any]:
-    """Keras's serialized ``Int8QuantizationConfig`` / ``Int4QuantizationConfig``."""
+def _quantization_config(
+    mode: str, block_size: int | None, value_range: tuple[int, int] | None = None
+) -> dict[str, Any]:
+    """Keras's serialized ``Int8QuantizationConfig`` / ``Int4QuantizationConfig``.
+
+    Per-channel int4 writes ``block_size: None``, as Keras does; a custom int8 value range
+    is written as the ``weight_quantizer`` Keras would write (an ``AbsMaxQuantizer``).
+    """
     if mode == "int8":
+        weight_quantizer = None
+        if value_range is not None:
+            weight_quantizer = {
+                "module": "keras.quantizers",
+                "class_name": "AbsMaxQuantizer",
+                "config": {
+                    "value_range": list(value_range),
+                    "epsilon": quant._EPSILON,
+                    "output_dtype": "int8",
+                    "axis": [-1],
+                },
+                "registered_name": None,
+            }
         quantizer = {
             "module": "keras.quantizers",
             "class_name": "AbsMaxQuantizer",
@@ -497,7 +534,7 @@ def _quantization_config(mode: str, block_size: int | None) -> dict[str, Any]:
         return {
             "module": "keras.quantizers",
             "class_name": "Int8QuantizationConfig",
-            "config": {"weight_quantizer": None, "activation_quantizer": quantizer},
+            "config": {"weight_quantizer": weight_quantizer, "activation_quantizer": quantizer},
             "registered_name": None,
         }
     return {
@@ -506,7 +543,7 @@ def _quantization_config(mode: str, block_size: int | None) -> dict[str, Any]:
         "config": {
             "weight_quantizer": None,
             "activation_quantizer": None,
-            "block_size": -1 if block_size is None else block_size,
+            "block_size": block_size,
         },
         "registered_name": None,
     }
@@ -522,60 +559,244 @@ def _source_policy(dtype: Any) -> Any:
             "config": {"name": name},
             "registered_name": None,
         }
-    if isinstance(dtype, str) and "_from_" in dtype:
-        return dtype.split("_from_", 1)[1]
+    if isinstance(dtype, str) and "_from_" in dtype:  # a Keras policy name, so Keras's semantics
+        name = dtype.split("_from_", 1)[1]
+        return {
+            "module": "keras",
+            "class_name": "DTypePolicy",
+            "config": {"name": name},
+            "registered_name": None,
+        }
     return dtype
 
 
-def parse_quantization_config(value: Any) -> tuple[str, int | None] | None:
-    """``(mode, block_size)`` from a ``quantization_config`` argument, or ``None``.
+class Quantization(NamedTuple):
+    """A layer's quantization: the mode, the int4 block size and a custom int8 value range.
+
+    Attributes:
+        mode: ``"int8"`` or ``"int4"``.
+        block_size: int4 columns per group; ``None`` for one scale per row (and for int8).
+        value_range: a custom int8 ``AbsMaxQuantizer`` range such as ``(-50, 50)``;
+            ``None`` for Keras's default ``(-127, 127)`` (int4 has only its default ``(-8, 7)``).
+    """
+
+    mode: str
+    block_size: int | None
+    value_range: tuple[int, int] | None = None
+
+
+_KERAS_QUANTIZATION_CONFIGS = ("Int8QuantizationConfig", "Int4QuantizationConfig")
+_DEFAULT_VALUE_RANGES = {"int8": (-127, 127), "int4": (-8, 7)}
+
+
+def _serialized(value: Any) -> Any:
+    """A live Keras ``QuantizationConfig`` / quantizer as the dict Keras would serialize it to."""
+    if isinstance(value, (str, Mapping, Quantization)) or not hasattr(value, "get_config"):
+        return value
+    name = type(value).__name__
+    if name not in (*_KERAS_QUANTIZATION_CONFIGS, "AbsMaxQuantizer"):
+        return {"class_name": name}  # refused by name below (a GPTQConfig may not even serialize)
+    return {"class_name": name, "config": dict(value.get_config())}
+
+
+def _weight_quantizer_range(quantizer: Any, mode: str) -> tuple[int, int] | None:
+    """The value range a ``weight_quantizer`` sets (``None``: Keras's default), or a clear refusal.
+
+    jaxembed honours what Keras's Embedding honours of an ``AbsMaxQuantizer``: the value range
+    (int8; int4 must keep ``(-8, 7)``, per channel). Any other setting is refused by name, so
+    no quantizer is ever dropped silently.
+    """
+    quantizer = _serialized(quantizer)
+    if quantizer is None:
+        return None
+    received = f"Received: weight_quantizer={quantizer!r}."
+    if not isinstance(quantizer, Mapping) or quantizer.get("class_name") != "AbsMaxQuantizer":
+        raise ValueError(f"The only weight quantizer jaxembed applies is Keras's AbsMaxQuantizer. {received}")
+    inner = quantizer.get("config") or {}
+    axis = inner.get("axis")
+    if axis is not None and list(axis if isinstance(axis, (list, tuple)) else [axis]) != [-1]:
+        raise ValueError(f"An Embedding's AbsMaxQuantizer must quantize along axis -1 (per row). {received}")
+    epsilon = inner.get("epsilon", quant._EPSILON)
+    if not np.isclose(float(epsilon), quant._EPSILON, rtol=1e-6, atol=0.0):
+        raise ValueError(
+            f"An AbsMaxQuantizer epsilon other than Keras's default {quant._EPSILON} is not supported. "
+            f"{received}"
+        )
+    if inner.get("output_dtype", "int8") != "int8":
+        raise ValueError(f"The weight quantizer's output_dtype must be 'int8', as Keras requires. {received}")
+    value_range = inner.get("value_range", _DEFAULT_VALUE_RANGES["int8"])
+    try:
+        low, high = (_integer(v) for v in value_range)
+    except (TypeError, ValueError):
+        raise ValueError(f"`value_range` must be two integers (low, high). {received}") from None
+    if mode == "int4":
+        if (low, high) != _DEFAULT_VALUE_RANGES["int4"]:
+            raise ValueError(
+                f"Int4 quantization requires a weight_quantizer with value_range=(-8, 7), as Keras does. "
+                f"{received}"
+            )
+        return None
+    if not -128 <= low < 0 < high <= 127:
+        raise ValueError(
+            f"An int8 weight quantizer's `value_range` must satisfy -128 <= low < 0 < high <= 127. {received}"
+        )
+    return None if (low, high) == _DEFAULT_VALUE_RANGES["int8"] else (low, high)
+
+
+def _integer(value: Any) -> int:
+    """``operator.index`` that also refuses bools (a value range of ``(False, True)`` is a mistake)."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError("a bool is not an integer here")
+    return operator.index(value)
+
+
+def parse_quantization_config(value: Any) -> Quantization | None:
+    """A :class:`Quantization` from a ``quantization_config`` argument, or ``None``.
 
     Accepts ``None``, a mode name (``"int8"``, ``"int4"`` = grouped with
-    block size 128), ``"int4/64"``-style policy modes, or Keras's serialized
-    ``Int8QuantizationConfig`` / ``Int4QuantizationConfig`` dicts.
+    block size 128), ``"int4/64"``-style policy modes, Keras's
+    ``Int8QuantizationConfig`` / ``Int4QuantizationConfig`` (the objects or their
+    serialized dicts) and a :class:`Quantization`. A ``weight_quantizer`` is
+    honoured (an int8 ``AbsMaxQuantizer(axis=-1, value_range=...)``; Keras's
+    defaults given explicitly) or refused with a ``ValueError``, never dropped.
     ``block_size`` ``None`` means one scale per row.
+
+    Raises:
+        ValueError: for an unknown mode or config class, or a quantizer jaxembed cannot apply.
+        NotImplementedError: for Keras modes an Embedding does not have (``"gptq"``, ``"awq"``, ``"float8"``).
 
     Examples:
         >>> parse_quantization_config("int4")
-        ('int4', 128)
-        >>> parse_quantization_config({"class_name": "Int4QuantizationConfig", "config": {"block_size": -1}})
-        ('int4', None)
+        Quantization(mode='int4', block_size=128, value_range=None)
+        >>> per_channel = {"class_name": "Int4QuantizationConfig", "config": {"block_size": None}}
+        >>> parse_quantization_config(per_channel)
+        Quantization(mode='int4', block_size=None, value_range=None)
     """
-    if value is None:
-        return None
+    value = _serialized(value)
+    if value is None or isinstance(value, Quantization):
+        return value
     if isinstance(value, str):
         mode, _, block = value.partition("/")
         quant._check_mode(mode)
         if mode == "int8":
             if block:
                 raise ValueError(f"int8 quantization takes no block size. Received: {value!r}.")
-            return "int8", None
-        return "int4", quant._check_block_size(int(block)) if block else quant.DEFAULT_INT4_BLOCK_SIZE
+            return Quantization("int8", None)
+        if block == "None":  # an older Keras spelling of per-channel int4 ("int4/None_from_float32")
+            return Quantization("int4", None)
+        try:
+            block_size = int(block) if block else quant.DEFAULT_INT4_BLOCK_SIZE
+        except ValueError:
+            raise ValueError(f"An int4 mode is 'int4' or 'int4/<block size>'. Received: {value!r}.") from None
+        return Quantization("int4", quant._check_block_size(block_size))
     if isinstance(value, Mapping):
         name = value.get("class_name")
         inner = value.get("config") or {}
-        if inner.get("weight_quantizer") is not None:
+        if name not in _KERAS_QUANTIZATION_CONFIGS:
+            mode = str(name or "").removesuffix("QuantizationConfig").removesuffix("Config").lower()
+            if mode in quant._KERAS_ONLY_MODES:  # GPTQConfig, AWQConfig, Float8QuantizationConfig
+                quant._check_mode(mode)
             raise ValueError(
-                "Custom weight quantizers are not supported; jaxembed uses Keras's default abs-max "
-                f"quantizer. Received: weight_quantizer={inner['weight_quantizer']!r}."
+                "`quantization_config` must be 'int8', 'int4', or a Keras Int8QuantizationConfig / "
+                f"Int4QuantizationConfig (object or serialized dict). Received: class_name={name!r}."
             )
-        if name == "Int8QuantizationConfig":
-            return "int8", None
-        if name == "Int4QuantizationConfig":
-            # Keras reads a missing block_size as per-channel (configs saved before it existed).
-            return "int4", quant._check_block_size(inner.get("block_size"))
-        raise ValueError(
-            "`quantization_config` must be 'int8', 'int4', or a serialized Int8QuantizationConfig / "
-            f"Int4QuantizationConfig. Received: class_name={name!r}."
-        )
+        mode = "int8" if name == "Int8QuantizationConfig" else "int4"
+        # Keras reads a missing block_size as per-channel (configs saved before it existed).
+        block_size = quant._check_block_size(inner.get("block_size")) if mode == "int4" else None
+        weight_quantizer = inner.get("weight_quantizer")
+        if mode == "int4" and block_size is not None and weight_quantizer is not None:
+            raise ValueError(
+                "Int4 sub-channel quantization (block_size > 0) does not support custom quantizers, as in "
+                f"Keras: use block_size=None for per-channel int4. Received: block_size={block_size}."
+            )
+        return Quantization(mode, block_size, _weight_quantizer_range(weight_quantizer, mode))
     raise ValueError(
-        "`quantization_config` must be None, a mode name ('int8', 'int4') or a Keras config dict. "
+        "`quantization_config` must be None, a mode name ('int8', 'int4') or a Keras quantization config. "
         f"Received: {value!r} (of type {type(value).__name__})."
     )
 
 
-def _quantization_from_config(dtype: Any, quantization_config: Any) -> tuple[str, int | None] | None:
-    """The quantization a Keras layer config describes (policy and/or quantization_config)."""
+def resolve_quantize_arguments(mode: str | None, block_size: int | None, config: Any) -> Quantization:
+    """The quantization that ``Embedding.quantize(mode, block_size=..., config=...)`` asks for.
+
+    As Keras's ``quantize(mode, config=...)``: the mode may come from the config alone,
+    and a mode that contradicts the config is refused. ``block_size`` (jaxembed's shortcut
+    for ``Int4QuantizationConfig(block_size=...)``) applies to int4 only.
+
+    Examples:
+        >>> resolve_quantize_arguments("int4", None, None)
+        Quantization(mode='int4', block_size=None, value_range=None)
+        >>> resolve_quantize_arguments(None, 128, {"class_name": "Int8QuantizationConfig", "config": {}})
+        Quantization(mode='int8', block_size=None, value_range=None)
+    """
+    from_config = parse_quantization_config(config)
+    if mode is None:
+        if from_config is None:
+            raise ValueError("You must provide either `mode` or `config` to `quantize`.")
+        mode = from_config.mode
+    quant._check_mode(mode)
+    if from_config is not None:
+        if from_config.mode != mode:
+            raise ValueError(
+                f"Contradictory arguments: mode={mode!r} but the config's mode is {from_config.mode!r}."
+            )
+        if block_size != quant.DEFAULT_INT4_BLOCK_SIZE and block_size != from_config.block_size:
+            raise ValueError(
+                f"`block_size={block_size!r}` contradicts the config's "
+                f"block_size={from_config.block_size!r}; give it in one place."
+            )
+        return from_config
+    if mode == "int8":
+        if block_size != quant.DEFAULT_INT4_BLOCK_SIZE:
+            raise ValueError(
+                f"`block_size` applies to int4 only. Received: mode='int8', block_size={block_size!r}."
+            )
+        return Quantization("int8", None)
+    return Quantization("int4", quant._check_block_size(block_size))
+
+
+def quantization_arguments(dtype: Any, quantization_config: Any) -> tuple[Any, Quantization | None]:
+    """``(dtype, quantization)`` from constructor arguments that may name a Keras quantized policy.
+
+    ``dtype="int8_from_float32"`` (or ``"int4_from_mixed_bfloat16"``, a
+    ``QuantizedDTypePolicy`` dict, ...) is what Keras's constructor and ``from_config``
+    accept: the float policy after ``_from_`` becomes the layer's dtype and the mode
+    quantizes the table (a bare ``"int4"`` policy is per-channel, as in Keras).
+
+    Examples:
+        >>> dtype, quantization = quantization_arguments("int4_from_mixed_bfloat16", None)
+        >>> dtype["config"]["name"], quantization
+        ('mixed_bfloat16', Quantization(mode='int4', block_size=None, value_range=None))
+    """
+    return _source_policy(dtype), _quantization_from_config(dtype, quantization_config)
+
+
+class _ConfigError(TypeError, ValueError):
+    """A config that does not build a layer: Keras raises ``TypeError``; earlier jaxembed, ``ValueError``."""
+
+
+@contextlib.contextmanager
+def config_errors(class_name: str, config: Mapping[str, Any]) -> Iterator[None]:
+    """Turns a ``ValueError`` raised while building from ``config`` into Keras's ``TypeError``.
+
+    The error is both a ``TypeError`` (as Keras's ``from_config``) and a ``ValueError``.
+    """
+    try:
+        yield
+    except ValueError as error:
+        if isinstance(error, _ConfigError):
+            raise
+        raise _ConfigError(
+            f"Error when deserializing class {class_name!r} using config={dict(config)!r}: {error}"
+        ) from error
+
+
+def _quantization_from_config(dtype: Any, quantization_config: Any) -> Quantization | None:
+    """The quantization a Keras layer config describes (policy and/or quantization_config).
+
+    The policy names the mode Keras builds the variables for; a ``quantization_config`` of
+    the same mode adds its block size and quantizer (Keras prefers the config's block size).
+    """
     from_policy = None
     if isinstance(dtype, Mapping) and dtype.get("class_name") in _QUANTIZED_POLICIES:
         mode = (dtype.get("config") or {}).get("mode", "")
@@ -583,6 +804,9 @@ def _quantization_from_config(dtype: Any, quantization_config: Any) -> tuple[str
     elif isinstance(dtype, str) and "_from_" in dtype:
         mode = dtype.split("_from_", 1)[0]
         from_policy = parse_quantization_config(mode if mode != "int4" else "int4/-1")
-    if from_policy is not None:
-        return from_policy  # the policy is what Keras builds the variables from
-    return parse_quantization_config(quantization_config)
+    from_config = parse_quantization_config(quantization_config)
+    if from_policy is None:
+        return from_config
+    if from_config is not None and from_config.mode == from_policy.mode:
+        return from_config
+    return from_policy

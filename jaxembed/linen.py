@@ -20,7 +20,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxembed import _mesh, ops
+from jaxembed import _mesh, _spec, ops
 from jaxembed._spec import ARGUMENTS, EmbeddingSpec
 from jaxembed.nn._reversible import _REVERSE_ARGUMENTS, _check_reverse_arguments
 
@@ -130,8 +130,13 @@ class Embedding(nn.Module):
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Embedding:
-        """Builds the module from a config written by Keras or by :meth:`get_config`."""
-        return cls(**EmbeddingSpec.arguments_from_config(config))
+        """Builds the module from a config written by Keras or by :meth:`get_config`.
+
+        Raises:
+            TypeError: for a config that does not build a module (as Keras; also a ``ValueError``).
+        """
+        with _spec.config_errors(cls.__name__, config):
+            return cls(**EmbeddingSpec.arguments_from_config(config))
 
 
 class EmbeddingBag(Embedding):

@@ -17,8 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from jaxembed import _mesh, ops
-from jaxembed._spec import EmbeddingSpec, parse_quantization_config, with_keras_arguments
+from jaxembed import _mesh, _spec, ops
+from jaxembed._spec import EmbeddingSpec, with_keras_arguments
 from jaxembed.nn import _capture
 from jaxembed.tables import _lora as lora_math
 from jaxembed.tables import _quant as quant
@@ -111,7 +111,10 @@ class Embedding(nnx.Module):
         dtype: compute dtype of the output (a bfloat16 output over a float32
             table, as Flax's ``dtype``), or a Keras policy (``"mixed_bfloat16"``,
             a ``DTypePolicy`` or its config dict) that names both dtypes;
-            default: the table's dtype.
+            default: the table's dtype. A Keras quantized policy
+            (``"int8_from_float32"``, ``"int4_from_mixed_bfloat16"``,
+            ``"int4/64_from_float32"``) quantizes the table at once over the policy
+            after ``_from_``, as Keras builds it.
         param_dtype: storage dtype of the table (default float32).
         lookup: ``"take"`` (gather) or ``"one_hot"`` (one-hot matmul).
         invalid_ids: traced out-of-range ids give NaN rows (``"nan"``) or also
@@ -120,8 +123,8 @@ class Embedding(nnx.Module):
         lora_alpha: LoRA scale numerator (default ``lora_rank``). Keras 3.15
             ignores this argument when building (it uses ``lora_rank``); here it is honoured.
         quantization_config: quantize the initial table at once: ``"int8"``,
-            ``"int4"``, or Keras's serialized ``Int8QuantizationConfig`` /
-            ``Int4QuantizationConfig`` (see :meth:`quantize`).
+            ``"int4"``, or Keras's ``Int8QuantizationConfig`` /
+            ``Int4QuantizationConfig`` (objects or serialized dicts; see :meth:`quantize`).
         embeddings_sharding: place the table on a device mesh: a ``NamedSharding``
             (e.g. ``jaxembed.sharding.table_sharding(mesh, "row")``) or mesh-axis
             names per table axis (``("model", None)``, with the mesh from
@@ -171,7 +174,9 @@ class Embedding(nnx.Module):
         rngs: nnx.Rngs | int | jax.Array | None = None,
         **arguments: Any,
     ):
-        quantization = parse_quantization_config(quantization_config)
+        arguments["dtype"], quantization = _spec.quantization_arguments(
+            arguments.get("dtype"), quantization_config
+        )
         placement = _mesh.variable_metadata(embeddings_sharding)
         self.spec = EmbeddingSpec.create(input_dim, output_dim, **arguments)
         key = _key_from(rngs)
@@ -181,8 +186,7 @@ class Embedding(nnx.Module):
             self.activity_loss = ActivityLoss(jnp.zeros((), jnp.float32))
         # Keras's build order: quantized variables first, then LoRA on top.
         if quantization is not None:
-            mode, block_size = quantization
-            self.quantize(mode, **({"block_size": block_size} if mode == "int4" else {}))
+            self.quantize(config=quantization)
         if lora_rank is not None:
             self.enable_lora(lora_rank, lora_alpha, rngs=jax.random.fold_in(key, 1))
 
@@ -421,14 +425,31 @@ class Embedding(nnx.Module):
         self.spec = dataclasses.replace(self.spec, lora=part)
 
     # ----------------------------------------------------- quantization (Keras 3)
-    def quantize(self, mode: str, *, block_size: int | None = quant.DEFAULT_INT4_BLOCK_SIZE) -> None:
+    def quantize(
+        self,
+        mode: str | None = None,
+        *,
+        block_size: int | None = quant.DEFAULT_INT4_BLOCK_SIZE,
+        config: Any = None,
+    ) -> None:
         """Replaces the table part by an int8 or int4 one, as Keras 3's ``Embedding.quantize``.
 
         Args:
-            mode: ``"int8"`` (per-row abs-max) or ``"int4"``.
+            mode: ``"int8"`` (per-row abs-max) or ``"int4"``; may be left out when
+                ``config`` gives it.
             block_size: int4 only: columns per group (Keras's default 128), or
                 ``None``/``-1`` for one scale per row (Keras's
                 ``Int4QuantizationConfig(block_size=...)``).
+            config: Keras's ``Int8QuantizationConfig`` / ``Int4QuantizationConfig``
+                (object or serialized dict): its block size and weight quantizer
+                (an int8 ``AbsMaxQuantizer`` with a custom ``value_range``) are
+                honoured, anything jaxembed cannot apply is refused.
+
+        Raises:
+            ValueError: for an unknown mode, a layer already quantized, or a config
+                that contradicts ``mode`` or that jaxembed cannot apply.
+            NotImplementedError: for Keras's ``"gptq"``, ``"awq"`` and ``"float8"``,
+                which Keras's Embedding does not implement either.
 
         The stored arrays (``embeddings``, ``embeddings_scale`` and, for grouped
         int4, ``embeddings_zero``) are :class:`QuantizedVariable` objects of a
@@ -447,19 +468,14 @@ class Embedding(nnx.Module):
                 f"dtype_policy='{self.get_config()['dtype']['config']['mode']}_from_"
                 f"{self.get_config()['dtype']['config']['source_name']}'. Received: mode={mode}"
             )
-        quant._check_mode(mode)
-        if mode == "int8" and block_size != quant.DEFAULT_INT4_BLOCK_SIZE:
-            raise ValueError(
-                f"`block_size` applies to int4 only. Received: mode='int8', block_size={block_size!r}."
-            )
-        block_size = quant._check_block_size(block_size) if mode == "int4" else None
+        mode, block_size, value_range = _spec.resolve_quantize_arguments(mode, block_size, config)
         if mode == "int8" and self.spec.dtype == jnp.float16:
             raise ValueError(
                 "Quantization mode='int8' doesn't work well with compute_dtype='float16'. Use a bfloat16 "
                 "or float32 compute dtype."
             )
         old = self.spec.table
-        part = QuantizedTablePart(mode, self.spec.output_dim, block_size)
+        part = QuantizedTablePart(mode, self.spec.output_dim, block_size, value_range)
         variables = part.create(old.dense(self.part_variables(old)))
         for name in set(old.names) - set(part.names):
             delattr(self, name)
@@ -499,8 +515,14 @@ class Embedding(nnx.Module):
     def from_config(
         cls, config: dict[str, Any], *, rngs: nnx.Rngs | int | jax.Array | None = None
     ) -> Embedding:
-        """Builds a layer from a config written by Keras or by :meth:`get_config`."""
-        return cls(**EmbeddingSpec.arguments_from_config(config, lora_and_quantization=True), rngs=rngs)
+        """Builds a layer from a config written by Keras or by :meth:`get_config`.
+
+        Raises:
+            TypeError: for a config that does not build a layer (as Keras; the error is
+                also a ``ValueError``), e.g. ``input_dim=3.7``.
+        """
+        with _spec.config_errors(cls.__name__, config):
+            return cls(**EmbeddingSpec.arguments_from_config(config, lora_and_quantization=True), rngs=rngs)
 
 
 class EmbeddingBag(Embedding):
@@ -565,10 +587,11 @@ class EmbeddingBag(Embedding):
         cls, config: dict[str, Any], *, rngs: nnx.Rngs | int | jax.Array | None = None
     ) -> EmbeddingBag:
         """Builds a bag layer from :meth:`get_config`'s dict."""
-        config = dict(config)
-        combiner = config.pop("combiner", "mean")
-        arguments = EmbeddingSpec.arguments_from_config(config, lora_and_quantization=True)
-        return cls(**arguments, combiner=combiner, rngs=rngs)
+        with _spec.config_errors(cls.__name__, config):
+            config = dict(config)
+            combiner = config.pop("combiner", "mean")
+            arguments = EmbeddingSpec.arguments_from_config(config, lora_and_quantization=True)
+            return cls(**arguments, combiner=combiner, rngs=rngs)
 
 
 def embedding_layers(model: nnx.Module) -> Iterator[tuple[tuple[Any, ...], Embedding]]:

@@ -224,6 +224,8 @@ class QuantizedTablePart:
         mode: ``"int8"`` or ``"int4"``.
         output_dim: the unpacked width.
         block_size: int4 columns per group, or ``None`` (one scale per row; always for int8).
+        value_range: int8 only: a custom Keras ``AbsMaxQuantizer`` range such as ``(-50, 50)``
+            (``None``: Keras's default ``(-127, 127)``).
 
     Examples:
         >>> part = QuantizedTablePart("int4", output_dim=3, block_size=2)
@@ -235,6 +237,7 @@ class QuantizedTablePart:
     mode: quant.QuantizationMode
     output_dim: int
     block_size: int | None = None
+    value_range: tuple[int, int] | None = None
 
     row_sparse: ClassVar[bool] = False
     keras_trainable: ClassVar[bool] = False
@@ -250,7 +253,7 @@ class QuantizedTablePart:
 
     def create(self, table: jax.typing.ArrayLike, **_metadata: Any) -> dict[str, nnx.Variable]:
         """Quantizes a float table (on the host, bit-exact with Keras)."""
-        stored = quant.quantize(table, self.mode, block_size=self.block_size)
+        stored = quant.quantize(table, self.mode, block_size=self.block_size, value_range=self.value_range)
         return dict(zip(self.names, (QuantizedVariable(a) for a in stored if a is not None)))
 
     def stored(self, variables: Variables) -> quant.QuantizedTable:

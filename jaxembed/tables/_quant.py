@@ -91,13 +91,31 @@ class QuantizedTable(NamedTuple):
     zero: jax.Array | None = None
 
 
+# Keras's other quantization modes: its Embedding has no such path either (NotImplementedError).
+_KERAS_ONLY_MODES = ("float8", "gptq", "awq")
+
+
 def _check_mode(mode: str) -> str:
     """Returns ``mode`` if it is a supported quantization mode, else raises Keras's error.
+
+    Raises:
+        NotImplementedError: for Keras's ``"float8"``, ``"gptq"`` and ``"awq"``, which an
+            Embedding does not have (in Keras either).
+        ValueError: for any other mode.
 
     Examples:
         >>> _check_mode("int4")
         'int4'
+        >>> _check_mode("gptq")
+        Traceback (most recent call last):
+        ...
+        NotImplementedError: Invalid quantization mode. Expected one of ('int8', 'int4'). ...
     """
+    if mode in _KERAS_ONLY_MODES:
+        raise NotImplementedError(
+            f"Invalid quantization mode. Expected one of {QUANTIZATION_MODES}. Received: "
+            f"quantization_mode={mode!r} (Keras's Embedding has no GPTQ, AWQ or float8 path either)."
+        )
     if mode not in QUANTIZATION_MODES:
         raise ValueError(
             f"Invalid quantization mode. Expected one of {QUANTIZATION_MODES}. Received: mode={mode!r}"
@@ -191,7 +209,11 @@ def _grouped(table: np.ndarray, block_size: int) -> tuple[np.ndarray, np.ndarray
 
 
 def quantize(
-    table: jax.typing.ArrayLike, mode: QuantizationMode, *, block_size: int | None = DEFAULT_INT4_BLOCK_SIZE
+    table: jax.typing.ArrayLike,
+    mode: QuantizationMode,
+    *,
+    block_size: int | None = DEFAULT_INT4_BLOCK_SIZE,
+    value_range: tuple[int, int] | None = None,
 ) -> QuantizedTable:
     """Quantizes a float ``(input_dim, output_dim)`` table the way Keras 3 does.
 
@@ -201,6 +223,9 @@ def quantize(
         mode: ``"int8"`` or ``"int4"``.
         block_size: int4 only: columns per group (default 128), or ``None``/``-1``
             for one scale per row.
+        value_range: int8 only: the ``(low, high)`` of a custom Keras
+            ``AbsMaxQuantizer`` (``scale = high / max|row|``, values clipped to the
+            range); ``None`` for the default ``(-127, 127)``.
 
     Returns:
         A :class:`QuantizedTable` (see the module docstring for the layouts).
@@ -219,8 +244,12 @@ def quantize(
         raise ValueError(
             f"A table to quantize must be 2-D (input_dim, output_dim). Received shape {table.shape}."
         )
+    if value_range is not None and mode != "int8":
+        raise ValueError(
+            f"`value_range` applies to int8 only. Received: mode={mode!r}, value_range={value_range}."
+        )
     if mode == "int8":
-        values, scale = _abs_max(table, _INT8_RANGE)
+        values, scale = _abs_max(table, _INT8_RANGE if value_range is None else tuple(value_range))
         return QuantizedTable(jnp.asarray(values), jnp.asarray(scale))
     block_size = _check_block_size(block_size)
     if block_size is None:
