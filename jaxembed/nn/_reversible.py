@@ -10,7 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from jaxembed._spec import EmbeddingSpec, _floating_dtype, parse_quantization_config, with_keras_arguments
+from jaxembed import _spec
+from jaxembed._spec import EmbeddingSpec, _floating_dtype, with_keras_arguments
 from jaxembed.nn._embedding import Embedding, _key_from
 from jaxembed.tables import _quant as quant
 from jaxembed.tables._parts import TablePart
@@ -98,7 +99,9 @@ class ReversibleEmbedding(Embedding):
         self.tie_weights, self.reverse_dtype, self.logit_soft_cap = _check_reverse_arguments(
             tie_weights, reverse_dtype, logit_soft_cap
         )
-        quantization = parse_quantization_config(quantization_config)
+        arguments["dtype"], quantization = _spec.quantization_arguments(
+            arguments.get("dtype"), quantization_config
+        )
         key = _key_from(rngs)
         if arguments.get("name") is None:
             arguments["name"] = "reversible_embedding"  # Keras's automatic name for the class
@@ -123,8 +126,7 @@ class ReversibleEmbedding(Embedding):
             self.reverse_part = part
         # Keras's build order: quantized variables, then LoRA on top.
         if quantization is not None:
-            mode, block_size = quantization
-            self.quantize(mode, **({"block_size": block_size} if mode == "int4" else {}))
+            self.quantize(config=quantization)
         if lora_rank is not None:
             self.enable_lora(lora_rank, lora_alpha, rngs=jax.random.fold_in(key, 1))
 
@@ -199,8 +201,14 @@ class ReversibleEmbedding(Embedding):
     def _row_sparse_table(self) -> bool:
         return not self.tie_weights  # a tied table is also used densely, by the projection
 
-    def quantize(self, mode: str, *, block_size: int | None = quant.DEFAULT_INT4_BLOCK_SIZE) -> None:
-        """Quantizes the table (:meth:`Embedding.quantize`) and an untied ``reverse_embeddings``.
+    def quantize(
+        self,
+        mode: str | None = None,
+        *,
+        block_size: int | None = quant.DEFAULT_INT4_BLOCK_SIZE,
+        config: Any = None,
+    ) -> None:
+        """Quantizes the table (:meth:`Embedding.quantize`, same arguments) and an untied reverse kernel.
 
         Examples:
             >>> layer = ReversibleEmbedding(10, 16, tie_weights=False, rngs=0)
@@ -208,10 +216,10 @@ class ReversibleEmbedding(Embedding):
             >>> layer.reverse_embeddings.shape, layer.reverse_embeddings_scale.shape
             ((8, 10), (2, 10))
         """
-        super().quantize(mode, block_size=block_size)
+        super().quantize(mode, block_size=block_size, config=config)
         if self.reverse_part is not None:
-            old = self.reverse_part
-            part = old.quantized(mode, self.spec.quantization_block_size)
+            old, table = self.reverse_part, self.spec.table
+            part = old.quantized(table.mode, table.block_size, getattr(table, "value_range", None))
             variables = part.create(old.dense(self.part_variables(old)))
             self._install(variables)
             self.reverse_part = part
