@@ -37,7 +37,7 @@ The part API (every part; :class:`TablePart` is the protocol):
 
 :class:`jaxembed.ReversibleEmbedding` adds one more part of the same shape of API (private,
 ``ReverseKernel``): an untied ``reverse_embeddings`` ``(output_dim, input_dim)``, float or
-quantized in Keras's transposed layout, which only ``project`` s (it is never looked up).
+quantized in Keras's transposed layout, that only projects (it is never looked up).
 
 Beside the parts, the pure functions they are built on:
 
