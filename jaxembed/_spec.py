@@ -810,3 +810,26 @@ def _quantization_from_config(dtype: Any, quantization_config: Any) -> Quantizat
     if from_config is not None and from_config.mode == from_policy.mode:
         return from_config
     return from_policy
+
+
+# ReversibleEmbedding's own arguments (Keras 3), shared by the NNX and Linen modules.
+_REVERSE_ARGUMENTS = ("tie_weights", "reverse_dtype", "logit_soft_cap")
+
+
+def _check_reverse_arguments(tie_weights: Any, reverse_dtype: Any, logit_soft_cap: Any):
+    if not isinstance(tie_weights, (bool, np.bool_)):
+        raise ValueError(f"`tie_weights` must be a bool. Received: tie_weights={tie_weights!r}.")
+    if reverse_dtype is not None:
+        reverse_dtype = _floating_dtype("reverse_dtype", reverse_dtype)
+    if logit_soft_cap is not None:
+        if (
+            isinstance(logit_soft_cap, bool)
+            or not isinstance(logit_soft_cap, (int, float, np.integer, np.floating))
+            or not logit_soft_cap > 0
+        ):
+            raise ValueError(
+                "`logit_soft_cap` must be None or a positive number. "
+                f"Received: logit_soft_cap={logit_soft_cap!r} (of type {type(logit_soft_cap).__name__})."
+            )
+        logit_soft_cap = float(logit_soft_cap)
+    return bool(tie_weights), reverse_dtype, logit_soft_cap

@@ -21,8 +21,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxembed import _mesh, _spec, ops
-from jaxembed._spec import ARGUMENTS, EmbeddingSpec
-from jaxembed.nn._reversible import _REVERSE_ARGUMENTS, _check_reverse_arguments
+from jaxembed._spec import _REVERSE_ARGUMENTS, ARGUMENTS, EmbeddingSpec, _check_reverse_arguments
 
 __all__ = ["Embedding", "EmbeddingBag", "ReversibleEmbedding"]
 

@@ -7,38 +7,16 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax import nnx
 
 from jaxembed import _spec
-from jaxembed._spec import EmbeddingSpec, _floating_dtype, with_keras_arguments
+from jaxembed._spec import _REVERSE_ARGUMENTS, EmbeddingSpec, _check_reverse_arguments, with_keras_arguments
 from jaxembed.nn._embedding import Embedding, _key_from
 from jaxembed.tables import _quant as quant
 from jaxembed.tables._parts import TablePart
 from jaxembed.tables._reverse import ReverseKernel
 
 __all__ = ["ReversibleEmbedding"]
-
-_REVERSE_ARGUMENTS = ("tie_weights", "reverse_dtype", "logit_soft_cap")
-
-
-def _check_reverse_arguments(tie_weights: Any, reverse_dtype: Any, logit_soft_cap: Any):
-    if not isinstance(tie_weights, (bool, np.bool_)):
-        raise ValueError(f"`tie_weights` must be a bool. Received: tie_weights={tie_weights!r}.")
-    if reverse_dtype is not None:
-        reverse_dtype = _floating_dtype("reverse_dtype", reverse_dtype)
-    if logit_soft_cap is not None:
-        if (
-            isinstance(logit_soft_cap, bool)
-            or not isinstance(logit_soft_cap, (int, float, np.integer, np.floating))
-            or not logit_soft_cap > 0
-        ):
-            raise ValueError(
-                "`logit_soft_cap` must be None or a positive number. "
-                f"Received: logit_soft_cap={logit_soft_cap!r} (of type {type(logit_soft_cap).__name__})."
-            )
-        logit_soft_cap = float(logit_soft_cap)
-    return bool(tie_weights), reverse_dtype, logit_soft_cap
 
 
 class ReversibleEmbedding(Embedding):
@@ -208,7 +186,7 @@ class ReversibleEmbedding(Embedding):
         block_size: int | None = quant.DEFAULT_INT4_BLOCK_SIZE,
         config: Any = None,
     ) -> None:
-        """Quantizes the table (:meth:`Embedding.quantize`) and an untied ``reverse_embeddings``.
+        """Quantizes the table (:meth:`Embedding.quantize`, same arguments) and an untied reverse kernel.
 
         Examples:
             >>> layer = ReversibleEmbedding(10, 16, tie_weights=False, rngs=0)
@@ -217,10 +195,9 @@ class ReversibleEmbedding(Embedding):
             ((8, 10), (2, 10))
         """
         super().quantize(mode, block_size=block_size, config=config)
-        mode = self.spec.quantization_mode
         if self.reverse_part is not None:
-            old = self.reverse_part
-            part = old.quantized(mode, self.spec.quantization_block_size)
+            old, table = self.reverse_part, self.spec.table
+            part = old.quantized(table.mode, table.block_size, getattr(table, "value_range", None))
             variables = part.create(old.dense(self.part_variables(old)))
             self._install(variables)
             self.reverse_part = part

@@ -35,6 +35,10 @@ The part API (every part; :class:`TablePart` is the protocol):
   regularizer / constraint on the part's own trained arrays.
 * ``row_sparse`` -- whether row-sparse training (:mod:`jaxembed.sparse`) may update it.
 
+:class:`jaxembed.ReversibleEmbedding` adds one more part of the same shape of API (private,
+``ReverseKernel``): an untied ``reverse_embeddings`` ``(output_dim, input_dim)``, float or
+quantized in Keras's transposed layout, that only projects (it is never looked up).
+
 Beside the parts, the pure functions they are built on:
 
 * Quantized tables (Keras 3's int8 and int4 semantics, bit-exact): :func:`quantize`,

@@ -376,7 +376,7 @@ def quantize_inputs(x: jax.Array) -> tuple[jax.Array, jax.Array]:
     Examples:
         >>> values, scale = quantize_inputs(jnp.array([[0.5, -1.0]]))
         >>> values.tolist(), scale.shape
-        ([[64, -127]], (1, 1))
+        ([[63, -127]], (1, 1))
     """
     x = jnp.asarray(x, jnp.float32)
     low, high = _INT8_RANGE

@@ -36,6 +36,7 @@ class ReverseKernel:
         output_dim: the vector size.
         mode: ``None`` (float), ``"int8"`` or ``"int4"``.
         block_size: int4 rows per group along ``output_dim``, or ``None`` (per column).
+        value_range: int8 only: a custom abs-max range (as the table's, from a Keras config).
 
     Examples:
         >>> part = ReverseKernel(3, 2)
@@ -48,6 +49,7 @@ class ReverseKernel:
     output_dim: int
     mode: quant.QuantizationMode | None = None
     block_size: int | None = None
+    value_range: tuple[int, int] | None = None
 
     row_sparse: ClassVar[bool] = False
 
@@ -70,15 +72,26 @@ class ReverseKernel:
         """Variables for a float kernel ``(output_dim, input_dim)`` (quantized when ``mode`` is set)."""
         if self.mode is None:
             return {"reverse_embeddings": _kind(trainable)(jnp.asarray(kernel))}
-        stored = quant.quantize(np.asarray(kernel, np.float32).T, self.mode, block_size=self.block_size)
+        stored = quant.quantize(
+            np.asarray(kernel, np.float32).T,
+            self.mode,
+            block_size=self.block_size,
+            value_range=self.value_range,
+        )
         arrays = [stored.values.T, stored.scale if stored.scale.ndim == 1 else stored.scale.T]
         if stored.zero is not None:
             arrays.append(stored.zero.T.astype(jnp.float32))  # Keras's float32 zero points
         return {name: QuantizedVariable(a) for name, a in zip(self.names, arrays)}
 
-    def quantized(self, mode: quant.QuantizationMode, block_size: int | None) -> ReverseKernel:
+    def quantized(
+        self,
+        mode: quant.QuantizationMode,
+        block_size: int | None,
+        value_range: tuple[int, int] | None = None,
+    ) -> ReverseKernel:
         """The same kernel's quantized part (for :meth:`jaxembed.ReversibleEmbedding.quantize`)."""
-        return dataclasses.replace(self, mode=mode, block_size=block_size if mode == "int4" else None)
+        block_size = block_size if mode == "int4" else None
+        return dataclasses.replace(self, mode=mode, block_size=block_size, value_range=value_range)
 
     def _as_table(self, variables: Variables) -> quant.QuantizedTable:
         values = variables["reverse_embeddings"][...].T

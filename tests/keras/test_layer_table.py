@@ -14,7 +14,15 @@ from jaxembed.keras.io import _layers
 
 def test_one_entry_per_keras_class_and_module_type():
     names = [kind.class_name for kind in _layers._KINDS]
-    assert names == ["Embedding", "Dense", "GlobalAveragePooling1D", "Flatten", "Dropout", "Activation"]
+    assert names == [
+        "Embedding",
+        "ReversibleEmbedding",
+        "Dense",
+        "GlobalAveragePooling1D",
+        "Flatten",
+        "Dropout",
+        "Activation",
+    ]
     assert len(set(names)) == len(names)
     assert len({kind.module_type for kind in _layers._KINDS}) == len(names)
     assert isinstance(_layers._BY_CLASS_NAME, types.MappingProxyType)
@@ -77,5 +85,7 @@ def test_stored_variables_must_fit_the_kind(tmp_path):
     with pytest.raises(ValueError, match="should store no variables"):
         _layers._layer_from_config(pooling, [np.zeros((2, 2))], 0)
     unknown = _LayerConfig("Conv1D", "conv", {}, "layers/conv1d", ())
-    with pytest.raises(ValueError, match="is a Conv1D; KerasSequential loads Embedding, Dense"):
+    with pytest.raises(
+        ValueError, match="is a Conv1D; KerasSequential loads Embedding, ReversibleEmbedding, Dense"
+    ):
         _layers._layer_from_config(unknown, [], 0)

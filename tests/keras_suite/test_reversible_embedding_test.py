@@ -72,8 +72,8 @@ def test_reversible_embedding_quantize(case):
 def test_reversible_embedding_quantize_int8_weight_only():
     """Keras's ``Int8QuantizationConfig(activation_quantizer=None)`` (weight-only int8)."""
     pytest.skip(
-        "not supported here: weight-only int8 needs a Keras QuantizationConfig object with "
-        "activation_quantizer=None; jaxembed's quantize() takes a mode and a block size"
+        "not supported: jaxembed's reverse projection of an int8 table always quantizes its inputs "
+        "(Keras's default activation quantizer); activation_quantizer=None (weight-only) is not applied"
     )
 
 
@@ -229,10 +229,22 @@ def test_quantize_dtype_argument(dtype, tie_weights, num_trainable_weights, num_
 
 # ------------------------------------------------- test_reversible_embedding_int8_custom_quantizer
 def test_reversible_embedding_int8_custom_quantizer():
-    pytest.skip(
-        "not supported here: a custom weight quantizer (AbsMaxQuantizer(value_range=(-20, 20))) comes "
-        "in a Keras QuantizationConfig object; jaxembed's quantize() takes a mode and a block size"
+    weight_range = (-20, 20)
+    config = keras.quantizers.Int8QuantizationConfig(
+        weight_quantizer=keras.quantizers.AbsMaxQuantizer(axis=-1, value_range=weight_range)
     )
+    layer = ReversibleEmbedding(input_dim=100, output_dim=16, rngs=0)
+    layer.quantize("int8", config=config)
+    serialized = layer.get_config()
+    new_layer = ReversibleEmbedding.from_config(serialized)
+    quantizer = new_layer.get_config()["quantization_config"]["config"]["weight_quantizer"]
+    assert serialized["quantization_config"]["class_name"] == "Int8QuantizationConfig"
+    assert quantizer["class_name"] == "AbsMaxQuantizer"
+    assert tuple(quantizer["config"]["value_range"]) == weight_range
+    assert new_layer.spec.table.value_range == weight_range
+    # Keras reads the config back with the same quantizer
+    twin = keras.layers.ReversibleEmbedding.from_config(serialized)
+    assert tuple(twin.quantization_config.weight_quantizer.value_range) == weight_range
 
 
 # ----------------------------------------------------------------------------- test_masking

@@ -18,11 +18,12 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from jaxembed.keras.io._embedding import _embedding_from
+from jaxembed.keras.io._embedding import _assign_stored, _embedding_from
 from jaxembed.keras.io._graph import _LayerConfig, _snake_case
 from jaxembed.keras.io._h5 import _PRECISION
 from jaxembed.nn._embedding import Embedding
 from jaxembed.nn._pooling import Flatten, GlobalAveragePooling1D
+from jaxembed.nn._reversible import ReversibleEmbedding
 from jaxembed.nn._sequential import Activation, KerasSequential
 
 _FLOAT32_POLICY = {
@@ -98,6 +99,33 @@ def _embedding_stored(layer: Embedding) -> list[np.ndarray]:
     return [np.asarray(array) for _, array in part.keras_weights(variables)]
 
 
+# -------------------------------------------------------- ReversibleEmbedding
+def _reversible_load(layer: _LayerConfig, arrays: list[np.ndarray], seed: int) -> list[nnx.Module]:
+    """Keras stores the table part's arrays, then an untied ``reverse_embeddings`` (+ scale, zero)."""
+    module = ReversibleEmbedding.from_config(dict(layer.config), rngs=seed)
+    table_count = len(module.spec.table.keras_weight_names())
+    reverse = module.reverse_part
+    expected = table_count + (0 if reverse is None else len(reverse.keras_weight_names()))
+    if len(arrays) != expected:
+        raise ValueError(
+            f"The ReversibleEmbedding layer {layer.name!r} at {layer.path!r} should store {expected} "
+            f"variables for its config; found {len(arrays)} ({[a.shape for a in arrays]})."
+        )
+    _assign_stored(module, arrays[:table_count], layer.path)
+    if reverse is not None:
+        reverse.set_keras_weights(module.part_variables(reverse), arrays[table_count:])
+    return [module]
+
+
+def _reversible_stored(layer: ReversibleEmbedding) -> list[np.ndarray]:
+    """The table part's stored arrays (LoRA merged), then the untied kernel's, as Keras writes them."""
+    stored = _embedding_stored(layer)
+    if layer.reverse_part is not None:
+        variables = layer.part_variables(layer.reverse_part)
+        stored += [np.asarray(array) for _, array in layer.reverse_part.keras_weights(variables)]
+    return stored
+
+
 # ---------------------------------------------------------------------- Dense
 def _dense_load(layer: _LayerConfig, arrays: list[np.ndarray], seed: int) -> list[nnx.Module]:
     config, where = layer.config, layer.path
@@ -171,6 +199,14 @@ _KINDS: tuple[_LayerKind, ...] = (
         _embedding_load,
         _embedding_config,
         _embedding_stored,
+        layer_name=lambda layer: layer.spec.name,
+    ),
+    _LayerKind(
+        "ReversibleEmbedding",
+        ReversibleEmbedding,
+        _reversible_load,
+        _embedding_config,
+        _reversible_stored,
         layer_name=lambda layer: layer.spec.name,
     ),
     _LayerKind("Dense", nnx.Linear, _dense_load, _dense_config, _dense_stored),
