@@ -15,6 +15,8 @@ The public API, layered bottom-up:
   :mod:`jaxembed.keras_io` (imported on demand; needs h5py) -- Keras files without Keras.
 * :mod:`jaxembed.text` (:class:`jaxembed.TextVectorizer`, Keras's ``TextVectorization``) and
   :mod:`jaxembed.datasets` (IMDB, aclImdb, folders, CSV/JSONL, a built-in corpus) -- raw text to ids.
+* :mod:`jaxembed.preprocessing` -- Keras's categorical layers: :class:`jaxembed.StringLookup`,
+  :class:`jaxembed.IntegerLookup` (and more) -- categories to ids.
 * :mod:`jaxembed.sharding` -- tables on a device mesh (row, column, replicated), a
   ``shard_map`` lookup, the collectives of a compiled step; :class:`jaxembed.EmbeddingBag`
   -- multi-hot bags (sum, mean, sqrtn).
@@ -36,6 +38,7 @@ from jaxembed import (
     initializers,
     lora,
     ops,
+    preprocessing,
     quant,
     regularizers,
     sharding,
@@ -54,6 +57,7 @@ from jaxembed.layers import (
     regularization_loss,
 )
 from jaxembed.pooling import Flatten, GlobalAveragePooling1D
+from jaxembed.preprocessing import IntegerLookup, StringLookup
 from jaxembed.text import TextVectorizer
 
 try:
@@ -84,6 +88,9 @@ __all__ = [
     "text",
     "datasets",
     "TextVectorizer",
+    "preprocessing",
+    "StringLookup",
+    "IntegerLookup",
     "sharding",
     "__version__",
 ]
