@@ -16,7 +16,8 @@ The public API, layered bottom-up:
 * :mod:`jaxembed.text` (:class:`jaxembed.TextVectorizer`, Keras's ``TextVectorization``) and
   :mod:`jaxembed.datasets` (IMDB, aclImdb, folders, CSV/JSONL, a built-in corpus) -- raw text to ids.
 * :mod:`jaxembed.preprocessing` -- Keras's categorical layers: :class:`jaxembed.StringLookup`,
-  :class:`jaxembed.IntegerLookup` (and more) -- categories to ids.
+  :class:`jaxembed.IntegerLookup`, :class:`jaxembed.Hashing`, :class:`jaxembed.HashedCrossing`,
+  :class:`jaxembed.CategoryEncoding` -- categories to ids and vectors.
 * :mod:`jaxembed.sharding` -- tables on a device mesh (row, column, replicated), a
   ``shard_map`` lookup, the collectives of a compiled step; :class:`jaxembed.EmbeddingBag`
   -- multi-hot bags (sum, mean, sqrtn).
@@ -57,7 +58,7 @@ from jaxembed.layers import (
     regularization_loss,
 )
 from jaxembed.pooling import Flatten, GlobalAveragePooling1D
-from jaxembed.preprocessing import IntegerLookup, StringLookup
+from jaxembed.preprocessing import CategoryEncoding, HashedCrossing, Hashing, IntegerLookup, StringLookup
 from jaxembed.text import TextVectorizer
 
 try:
@@ -91,6 +92,9 @@ __all__ = [
     "preprocessing",
     "StringLookup",
     "IntegerLookup",
+    "Hashing",
+    "HashedCrossing",
+    "CategoryEncoding",
     "sharding",
     "__version__",
 ]

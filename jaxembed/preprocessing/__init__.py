@@ -15,6 +15,9 @@ Examples:
     [2, 0]
 """
 
+from jaxembed.preprocessing._category_encoding import CategoryEncoding
+from jaxembed.preprocessing._hashed_crossing import HashedCrossing
+from jaxembed.preprocessing._hashing import Hashing
 from jaxembed.preprocessing._lookups import IntegerLookup, StringLookup
 
-__all__ = ["StringLookup", "IntegerLookup"]
+__all__ = ["StringLookup", "IntegerLookup", "Hashing", "HashedCrossing", "CategoryEncoding"]

@@ -53,3 +53,16 @@ def encode(
         return dense
     nse = max(1, min(int(ids.size), int(dense.size)))  # at most one non-zero per id
     return jsparse.BCOO.fromdense(dense, nse=nse)
+
+
+def output_shape(input_shape: tuple[int | None, ...], output_mode: str, depth: int) -> tuple[int | None, ...]:
+    """The shape :func:`encode` gives for ids of ``input_shape`` (Keras's ``compute_output_shape``)."""
+    if output_mode == "int":
+        return input_shape
+    if len(input_shape) == 0:
+        return (depth,)
+    if output_mode == "one_hot":
+        if len(input_shape) > 1 and input_shape[-1] == 1:
+            return (*input_shape[:-1], depth)
+        return (*input_shape, depth)
+    return (*input_shape[:-1], depth)

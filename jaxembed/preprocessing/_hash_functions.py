@@ -241,9 +241,8 @@ def _sip_round(v0: _U64, v1: _U64, v2: _U64, v3: _U64) -> tuple[_U64, _U64, _U64
     return v0, v1, v2, v3
 
 
-def _siphash(text: jax.Array, length: jax.Array, salt: list[int]) -> _U64:
-    """SipHash-2-4 of texts of at most 20 bytes, keyed with the two ``salt`` integers."""
-    k0, k1 = _U64.const(salt[0] & _MASK64), _U64.const(salt[1] & _MASK64)
+def _siphash(text: jax.Array, length: jax.Array, k0: _U64, k1: _U64) -> _U64:
+    """SipHash-2-4 of texts of at most 20 bytes, keyed with the two salt words ``k0``, ``k1``."""
     v0 = k0 ^ _U64.const(0x736F6D6570736575)
     v1 = k1 ^ _U64.const(0x646F72616E646F6D)
     v2 = k0 ^ _U64.const(0x6C7967656E657261)
@@ -269,27 +268,42 @@ def _siphash(text: jax.Array, length: jax.Array, salt: list[int]) -> _U64:
     return v0 ^ v1 ^ v2 ^ v3
 
 
-def _remainder(word: _U64, divisor: int) -> jax.Array:
-    """``word % divisor`` for ``1 <= divisor < 2**63``, by binary long division (no 64-bit division)."""
-    d = _U64.const(divisor)
+def _remainder(word: _U64, divisor: _U64, wide: bool) -> jax.Array:
+    """``word % divisor`` for ``1 <= divisor < 2**63``, by binary long division (no 64-bit division).
+
+    ``divisor`` may be traced (one compilation for every ``num_bins``); ``wide`` says whether the
+    result needs int64.
+    """
 
     def step(index: jax.Array, remainder: _U64) -> _U64:
         bit = 63 - index
         half = jnp.where(bit >= 32, word.hi, word.lo)
         offset = (bit % 32).astype(jnp.uint32)
         remainder = (remainder << 1) | _U64(jnp.zeros_like(half), (half >> offset) & 1)
-        return (remainder - d).where(remainder.greater_equal(d), remainder)
+        return (remainder - divisor).where(remainder.greater_equal(divisor), remainder)
 
-    zero = _U64(jnp.zeros_like(word.hi), jnp.zeros_like(word.lo))
-    hi, lo = jax.lax.fori_loop(0, 64, lambda i, r: tuple(_pair(step(i, _U64(*r)))), (zero.hi, zero.lo))
-    if divisor < 2**31:
+    zero = (jnp.zeros_like(word.hi), jnp.zeros_like(word.lo))
+    hi, lo = jax.lax.fori_loop(0, 64, lambda i, r: _pair(step(i, _U64(*r))), zero)
+    if not wide:
         return lo.astype(jnp.int32)
-    if not jax.config.jax_enable_x64:
+    return (hi.astype(jnp.int64) << 32) | lo.astype(jnp.int64)
+
+
+def _words(value: int) -> jax.Array:
+    """A 64-bit integer as a ``(hi, lo)`` uint32 array (a traced argument, not a constant)."""
+    value &= _MASK64
+    return jnp.array([value >> 32, value & 0xFFFFFFFF], jnp.uint32)
+
+
+def divisor_words(num_bins: int) -> tuple[jax.Array, bool]:
+    """``num_bins`` as traced words and whether its buckets need int64 (then x64 must be on)."""
+    wide = num_bins > 2**31
+    if wide and not jax.config.jax_enable_x64:
         raise ValueError(
-            f"Hash buckets of num_bins={divisor} do not fit in int32; enable jax_enable_x64 to use them on "
+            f"Hash buckets of num_bins={num_bins} do not fit in int32; enable jax_enable_x64 to use them on "
             "JAX arrays."
         )
-    return (hi.astype(jnp.int64) << 32) | lo.astype(jnp.int64)
+    return _words(num_bins), wide
 
 
 def _pair(word: _U64) -> tuple[jax.Array, jax.Array]:
@@ -299,16 +313,23 @@ def _pair(word: _U64) -> tuple[jax.Array, jax.Array]:
 def buckets_jnp(values: jax.Array, num_bins: int, salt: list[int] | None = None) -> jax.Array:
     """:func:`buckets` of an integer JAX array, in ``jax.numpy`` (traceable; same values as TensorFlow).
 
+    One compilation serves every ``num_bins`` and ``salt`` (they are passed as data).
+
     Examples:
         >>> buckets_jnp(jnp.array([7, -12]), 10).tolist() == buckets([7, -12], 10).tolist()
         True
     """
-    return _buckets_jnp(values, num_bins, None if salt is None else tuple(salt))
+    divisor, wide = divisor_words(num_bins)
+    key = None if salt is None else jnp.stack([_words(salt[0]), _words(salt[1])])
+    return _buckets_jnp(values, divisor, key, wide)
 
 
-@functools.partial(jax.jit, static_argnums=(1, 2))
-def _buckets_jnp(values: jax.Array, num_bins: int, salt: tuple[int, int] | None) -> jax.Array:
+@functools.partial(jax.jit, static_argnums=(3,))
+def _buckets_jnp(values: jax.Array, divisor: jax.Array, key: jax.Array | None, wide: bool) -> jax.Array:
     with jax.named_scope("hash_buckets"):
         text, length = _decimal_bytes(values)
-        word = _farmhash(text, length) if salt is None else _siphash(text, length, list(salt))
-        return _remainder(word, num_bins)
+        if key is None:
+            word = _farmhash(text, length)
+        else:
+            word = _siphash(text, length, _U64(key[0, 0], key[0, 1]), _U64(key[1, 0], key[1, 1]))
+        return _remainder(word, _U64(divisor[0], divisor[1]), wide)

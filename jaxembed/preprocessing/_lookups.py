@@ -13,65 +13,9 @@ import numpy as np
 from jaxembed.preprocessing._checks import described
 from jaxembed.preprocessing._hash_functions import buckets_jnp
 from jaxembed.preprocessing._index_lookup import IndexLookup, _int_dtype, keyword_names
+from jaxembed.preprocessing._inputs import integer_array, string_array
 
 __all__ = ["StringLookup", "IntegerLookup"]
-
-
-def _as_array(data: Any) -> Any:
-    """TensorFlow tensors and other array-likes with ``.numpy()`` become NumPy arrays."""
-    if hasattr(data, "numpy") and not isinstance(data, np.ndarray):
-        return np.asarray(data.numpy())
-    return data
-
-
-def _object_array(data: Any, what: str, layer: str) -> np.ndarray:
-    try:
-        array = np.array(data, dtype=object)
-    except ValueError:
-        raise ValueError(
-            f"{layer} {what} must be rectangular (every row the same length); pad ragged rows first. "
-            f"Received: {described(data)}."
-        ) from None
-    if (
-        array.dtype == object
-        and array.size
-        and any(isinstance(x, (list, tuple, np.ndarray)) for x in array.flat)
-    ):
-        raise ValueError(
-            f"{layer} {what} must be rectangular; pad ragged rows first. Received: {described(data)}."
-        )
-    return array
-
-
-def integer_array(data: Any, what: str, layer: str) -> np.ndarray:
-    """``data`` as an int64 NumPy array; floats only when integral; strings, bools and mixtures refused."""
-    data = _as_array(data)
-    if isinstance(data, (np.ndarray, jax.Array)) and data.dtype.kind != "O":
-        array = np.asarray(data)
-    else:
-        array = _object_array(data, what, layer)
-        kinds = {type(x) for x in array.flat}
-        numbers = {k for k in kinds if issubclass(k, (int, np.integer, float, np.floating))}
-        if kinds - numbers or any(issubclass(k, (bool, np.bool_)) for k in kinds):
-            if numbers - {bool, np.bool_}:
-                raise ValueError(
-                    f"{layer} {what} mix integers with other types "
-                    f"({sorted(k.__name__ for k in kinds)}): Can't convert Python sequence with mixed types."
-                )
-            raise TypeError(
-                f"{layer} {what} must be integers. Received values of type "
-                f"{sorted(k.__name__ for k in kinds)}; use StringLookup for strings."
-            )
-        array = np.array(array.tolist()) if array.size else np.zeros(array.shape, np.int64)
-    if array.dtype.kind == "b" or array.dtype.kind not in "iuf":
-        raise TypeError(f"{layer} {what} must be integers. Received an array of dtype {array.dtype}.")
-    if array.dtype.kind == "f":
-        if not np.all(np.isfinite(array) & (array == np.round(array))):
-            bad = array[~(np.isfinite(array) & (array == np.round(array)))][:5].tolist()
-            raise TypeError(f"{layer} {what} must be integers. Received non-integer values {bad}.")
-    if array.dtype == np.uint64 and array.size and array.max() > np.iinfo(np.int64).max:
-        raise ValueError(f"{layer} {what} must fit in int64. Received {array.max()}.")
-    return array.astype(np.int64)
 
 
 class StringLookup(IndexLookup):
@@ -163,33 +107,7 @@ class StringLookup(IndexLookup):
         return line
 
     def _host_tokens(self, data: Any, what: str) -> np.ndarray:
-        data = _as_array(data)
-        if isinstance(data, np.ndarray) and data.dtype.kind == "U":
-            return data.astype(object)
-        if isinstance(data, np.ndarray) and data.dtype.kind == "S":
-            return np.vectorize(lambda b: b.decode(self.encoding), otypes=[object])(data)
-        if isinstance(data, (np.ndarray, jax.Array)) and data.dtype.kind != "O":
-            raise TypeError(f"StringLookup {what} must be strings. Received an array of dtype {data.dtype}.")
-        array = _object_array(data, what, "StringLookup")
-        kinds = {type(x) for x in array.flat}
-        if kinds - {str, bytes, np.str_, np.bytes_}:
-            if kinds & {str, bytes, np.str_, np.bytes_}:
-                raise ValueError(
-                    f"StringLookup {what} mix strings with other types "
-                    f"({sorted(k.__name__ for k in kinds)}); "
-                    "Keras refuses this too: Can't convert Python sequence with mixed types to Tensor."
-                )
-            raise TypeError(
-                f"StringLookup {what} must be strings. Received values of type "
-                f"{sorted(k.__name__ for k in kinds)}; use IntegerLookup for integers."
-            )
-        if kinds & {bytes, np.bytes_}:
-            return np.vectorize(
-                lambda x: x.decode(self.encoding) if isinstance(x, bytes) else str(x), otypes=[object]
-            )(array)
-        if np.str_ in kinds:
-            return np.vectorize(str, otypes=[object])(array)
-        return array
+        return string_array(data, what, "StringLookup", self.encoding)
 
     def _host_ids(self, data: Any) -> np.ndarray:
         return integer_array(data, "ids", "StringLookup")
