@@ -259,5 +259,7 @@ def test_category_encoding_bad_input():
         layer(np.array([0]), count_weights=np.array([1.0]))
     with pytest.raises(TypeError, match="must be integers"):
         layer(jnp.array([0.5]))
-    with pytest.raises(ValueError, match="rank-1 or rank-2"):
-        layer(np.zeros((2, 2, 2), int))
+    cube = np.array([[[0, 1], [2, 2]]])  # each last-axis sample (Keras's eager call reduces axis 1)
+    assert jaxembed.CategoryEncoding(3, output_mode="count")(cube).tolist() == [
+        [[1.0, 1.0, 0.0], [0.0, 0.0, 2.0]]
+    ]

@@ -308,5 +308,8 @@ def test_adapt_and_call_errors():
         jaxembed.StringLookup(output_mode="multi_hot")(["a"])
     with pytest.raises(ValueError, match="rectangular"):
         jaxembed.StringLookup(vocabulary=["a"])([["a"], ["a", "b"]])
-    with pytest.raises(ValueError, match="rank-1 or rank-2"):
-        jaxembed.StringLookup(vocabulary=["a"], output_mode="multi_hot")([[["a"]]])
+    # Rank 3: each last-axis sample is encoded (Keras's documented shape; its eager call reduces axis 1).
+    cube = [[["a", "b"], ["b", "b"]]]
+    assert jaxembed.StringLookup(vocabulary=["a", "b"], output_mode="count")(cube).tolist() == [
+        [[0, 1, 1], [0, 0, 2]]
+    ]

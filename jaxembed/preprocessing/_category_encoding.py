@@ -31,7 +31,7 @@ class CategoryEncoding:
     """Integer ids in ``[0, num_tokens)`` -> vectors, with Keras's ``CategoryEncoding`` semantics.
 
     ``"one_hot"`` encodes every id (a trailing axis of size 1 is replaced); ``"multi_hot"``
-    and ``"count"`` encode each sample, the last axis of a rank-1 or rank-2 input (a rank-1
+    and ``"count"`` encode each sample, the last axis (``(..., length) -> (..., num_tokens)``; a rank-1
     input is one sample). ``count_weights`` (same shape as the ids) weight the counts. The call
     is pure ``jax.numpy`` and runs under ``jax.jit``. Concrete inputs are checked: an id outside
     ``[0, num_tokens)`` raises ``ValueError`` (Keras's TensorFlow backend raises, its JAX backend

@@ -20,8 +20,10 @@ def encode(
 
     Ids outside ``[0, depth)`` (the lookups' dropped mask positions) contribute nothing. A scalar
     is one sample. ``"one_hot"`` drops a trailing axis of size 1 and appends ``depth``;
-    ``"multi_hot"`` and ``"count"`` reduce the last axis of rank-1 or rank-2 ids (Keras's rank-3
-    behaviour reduces axis 1 instead, so rank 3 and more is refused rather than copied).
+    ``"multi_hot"`` and ``"count"`` reduce the last axis: ``(..., length) -> (..., depth)``, a
+    rank-1 input being one sample. (That is the shape Keras documents and its
+    ``compute_output_shape`` gives; Keras's eager call on rank-3 and higher inputs reduces axis 1
+    instead -- jaxembed keeps the documented meaning.)
     """
     ids = jnp.asarray(ids)
     if ids.ndim == 0:
@@ -31,11 +33,12 @@ def encode(
             ids = ids[..., 0]
         dense = jax.nn.one_hot(ids, depth, dtype=dtype)
     else:
-        if ids.ndim > 2:
-            raise ValueError(
-                f'`output_mode="{output_mode}"` encodes the last axis of rank-1 or rank-2 inputs. Received '
-                f"inputs of shape {tuple(ids.shape)}; reshape them to (-1, {ids.shape[-1]}) first."
-            )
+        if ids.ndim > 2:  # (..., length) -> (..., depth): the documented shape, sample by sample
+            lead = ids.shape[:-1]
+            weights = None if count_weights is None else jnp.reshape(count_weights, (-1, ids.shape[-1]))
+            flat = encode(ids.reshape(-1, ids.shape[-1]), output_mode, depth, dtype, count_weights=weights)
+            dense = flat.reshape(*lead, depth)
+            return jsparse.BCOO.fromdense(dense, nse=max(1, min(ids.size, dense.size))) if sparse else dense
         rows = ids if ids.ndim == 2 else ids[None]
         valid = (rows >= 0) & (rows < depth)
         safe = jnp.where(valid, rows, depth)  # index `depth` is out of range: dropped

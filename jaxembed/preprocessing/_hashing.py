@@ -111,7 +111,14 @@ class Hashing:
         return self.num_bins - 1 if self.mask_value is not None and self.num_bins > 1 else self.num_bins
 
     def __call__(self, inputs: Any) -> jax.Array | jsparse.BCOO:
-        """Hashes ``inputs`` (any shape); see the class docs."""
+        """Hashes ``inputs`` (any shape; a ``BCOO`` of integers hashes its stored values)."""
+        if isinstance(inputs, jsparse.BCOO):
+            if self.output_mode != "int":
+                raise ValueError(
+                    "Sparse (BCOO) inputs need output_mode='int' (their stored values are hashed). "
+                    f"Received: output_mode={self.output_mode!r}."
+                )
+            return jsparse.BCOO((self(inputs.data), inputs.indices), shape=inputs.shape)
         masked_bins = self.mask_value is not None and self.num_bins > 1
         if isinstance(inputs, jax.Array | jax.core.Tracer):
             if not jnp.issubdtype(inputs.dtype, jnp.integer):

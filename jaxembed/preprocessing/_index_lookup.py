@@ -27,11 +27,18 @@ from jax.experimental import sparse as jsparse
 
 from jaxembed._files import write_text
 from jaxembed.preprocessing import _checks
-from jaxembed.preprocessing._encoding import encode
+from jaxembed.preprocessing._encoding import encode, output_shape
 from jaxembed.preprocessing._hash_functions import buckets
 
 _FORMAT_VERSION = 1
 _CONFIG_IGNORED = ("trainable", "dtype", "vocabulary_size", "has_input_vocabulary")
+
+
+def check_extra_kwargs(layer: str, kwargs: dict[str, Any]) -> None:
+    """Keras's config-only keys are accepted and ignored; any other keyword is a ``ValueError``."""
+    unknown = {key: value for key, value in kwargs.items() if key not in _CONFIG_IGNORED}
+    if unknown:
+        raise ValueError(f"Unrecognized keyword argument(s) for {layer}: {unknown}")
 
 
 def _int_dtype() -> np.dtype:
@@ -449,6 +456,17 @@ class IndexLookup:
     def _call_jnp(self, inputs: jax.Array) -> Any:
         raise NotImplementedError
 
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        """The output shape for inputs of ``input_shape`` (Keras's ``compute_output_shape``).
+
+        Examples:
+            >>> layer = jaxembed.StringLookup(vocabulary=["a", "b"], output_mode="one_hot")
+            >>> layer.compute_output_shape((None, 4))
+            (None, 4, 3)
+        """
+        depth = self.max_tokens if self.pad_to_max_tokens else self.vocabulary_size()
+        return output_shape(tuple(input_shape), self.output_mode, int(depth))
+
     # ------------------------------------------------------------------ config and files
     def get_config(self) -> dict[str, Any]:
         """Keras's config keys and values (``vocabulary`` only when it was given as a sequence).
@@ -470,7 +488,9 @@ class IndexLookup:
             "pad_to_max_tokens": self.pad_to_max_tokens,
             "idf_weights": self.input_idf_weights,
             "vocabulary": self.input_vocabulary,
-            "vocabulary_size": self.vocabulary_size() if self._tokens else None,
+            "vocabulary_size": self.vocabulary_size()
+            if self._tokens
+            else getattr(self, "_frozen_size", None),
             "oov_method": self.oov_method,
             "salt": self.salt,
         }
@@ -486,9 +506,8 @@ class IndexLookup:
         """
         if not isinstance(config, dict):
             raise TypeError(f"`config` must be a dict. Received: {_checks.described(config)}.")
-        arguments = {key: value for key, value in config.items() if key not in _CONFIG_IGNORED}
-        allowed = cls._config_keys()
-        unknown = sorted(set(arguments) - allowed)
+        arguments = dict(config)
+        unknown = sorted(set(arguments) - cls._config_keys() - set(_CONFIG_IGNORED) - {"kwargs"})
         if unknown:
             raise ValueError(f"Unrecognized keyword argument(s) in the {cls.__name__} config: {unknown}.")
         return cls(**arguments)
@@ -571,6 +590,53 @@ class IndexLookup:
                 layer.set_vocabulary(special + words, idf[: len(special) + len(words)])
             layer._has_input_vocabulary = document["config"].get("vocabulary") is not None
         return layer
+
+    def save_assets(self, dir_path: str | os.PathLike) -> None:
+        """Writes ``vocabulary.txt`` (every id's token, one a line) into ``dir_path``, as Keras does.
+
+        Like Keras, nothing is written when the vocabulary was passed to the constructor (it is in
+        the config then). The write is atomic.
+
+        Examples:
+            >>> import tempfile
+            >>> folder = tempfile.mkdtemp()
+            >>> layer = jaxembed.StringLookup(mask_token="<mask>")
+            >>> layer.set_vocabulary(["apple", "kiwi"])
+            >>> layer.save_assets(folder)
+            >>> again = jaxembed.StringLookup(mask_token="<mask>")
+            >>> again.load_assets(folder)
+            >>> again.get_vocabulary()
+            ['<mask>', '[UNK]', 'apple', 'kiwi']
+        """
+        if self.input_vocabulary is not None:
+            return
+        tokens = [str(token) for token in self.get_vocabulary()]
+        broken = [token for token in tokens if "\n" in token or "\r" in token]
+        if broken:
+            raise ValueError(f"Tokens with line breaks cannot be written one per line: {broken[:3]}.")
+        write_text(Path(dir_path) / "vocabulary.txt", "\n".join(tokens))
+
+    def load_assets(self, dir_path: str | os.PathLike) -> None:
+        """Reads ``vocabulary.txt`` from ``dir_path`` (written by :meth:`save_assets` or Keras).
+
+        Only that file is read; its lines are checked like any vocabulary.
+        """
+        if self.input_vocabulary is not None:
+            return
+        path = Path(dir_path) / "vocabulary.txt"
+        if not path.is_file():
+            raise FileNotFoundError(f"No vocabulary asset at {str(path)!r}.")
+        lines = path.read_text(encoding="utf-8").splitlines()
+        while lines and lines[-1] == "":
+            lines.pop()
+        values = [self._parse_line(line) for line in lines]
+        if self.output_mode == "tf_idf":
+            if self._idf is None:
+                raise ValueError("Load the idf_weights before the vocabulary asset of a 'tf_idf' layer.")
+            self.set_vocabulary(values, idf_weights=self._idf[: len(values)])
+        else:
+            self.set_vocabulary(values)
+        self._has_input_vocabulary = False
 
     def __repr__(self) -> str:
         return (

@@ -14,8 +14,12 @@ _STRINGS = (str, bytes, np.str_, np.bytes_)
 
 def as_array(data: Any) -> Any:
     """TensorFlow tensors and other array-likes with ``.numpy()`` become NumPy arrays."""
-    if hasattr(data, "numpy") and not isinstance(data, np.ndarray):
+    if isinstance(data, (np.ndarray, jax.Array, list, tuple, str, bytes)):
+        return data
+    if hasattr(data, "numpy"):  # TensorFlow and torch (CPU) tensors
         return np.asarray(data.numpy())
+    if hasattr(data, "__array__"):  # other array-likes
+        return np.asarray(data)
     return data
 
 

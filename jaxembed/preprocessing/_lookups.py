@@ -12,7 +12,7 @@ import numpy as np
 
 from jaxembed.preprocessing._checks import described
 from jaxembed.preprocessing._hash_functions import buckets_jnp
-from jaxembed.preprocessing._index_lookup import IndexLookup, _int_dtype, keyword_names
+from jaxembed.preprocessing._index_lookup import IndexLookup, _int_dtype, check_extra_kwargs, keyword_names
 from jaxembed.preprocessing._inputs import integer_array, string_array
 
 __all__ = ["StringLookup", "IntegerLookup"]
@@ -44,6 +44,8 @@ class StringLookup(IndexLookup):
         name: a name (kept in the config).
         salt: one or two integers: hash OOV strings with SipHash-2-4 keyed by them.
         oov_method: accepted for Keras configs; strings are always hashed (FarmHash64 or SipHash).
+        **kwargs: Keras's ``trainable``, ``dtype``, ``vocabulary_size`` and ``has_input_vocabulary``
+            (config keys) are accepted and ignored; any other name is a ``ValueError``, as in Keras.
 
     Examples:
         >>> layer = jaxembed.StringLookup(vocabulary=["cat", "dog", "snake"])
@@ -75,7 +77,9 @@ class StringLookup(IndexLookup):
         name: str | None = None,
         salt: int | Sequence[int] | None = None,
         oov_method: str = "floormod",
+        **kwargs: Any,
     ):
+        check_extra_kwargs("StringLookup", kwargs)
         if not isinstance(encoding, str):
             raise TypeError(f"`encoding` must be a str. Received: encoding={described(encoding)}.")
         "x".encode(encoding)  # an unknown encoding raises LookupError here, not at the first call
@@ -95,6 +99,7 @@ class StringLookup(IndexLookup):
             salt=salt,
             name=name,
         )
+        self._frozen_size = kwargs.get("vocabulary_size")  # Keras's config key, kept for round trips
 
     def _check_special(self, name: str, token: Any) -> Any:
         if isinstance(token, bytes):
@@ -149,6 +154,7 @@ class IntegerLookup(IndexLookup):
         oov_method: ``"floormod"`` or ``"farmhash"``.
         salt: with ``oov_method="farmhash"``: one or two integers keying SipHash-2-4.
         name: a name (kept in the config).
+        **kwargs: Keras's config-only keys (ignored); any other name is a ``ValueError``.
 
     Examples:
         >>> layer = jaxembed.IntegerLookup(vocabulary=[12, 36, 1138, 42])
@@ -178,7 +184,9 @@ class IntegerLookup(IndexLookup):
         oov_method: str = "floormod",
         salt: int | Sequence[int] | None = None,
         name: str | None = None,
+        **kwargs: Any,
     ):
+        check_extra_kwargs("IntegerLookup", kwargs)
         if vocabulary_dtype != "int64":
             raise ValueError(
                 "Only `vocabulary_dtype='int64'` is supported at this time. "
@@ -200,6 +208,7 @@ class IntegerLookup(IndexLookup):
             salt=salt,
             name=name,
         )
+        self._frozen_size = kwargs.get("vocabulary_size")  # Keras's config key, kept for round trips
 
     def _check_special(self, name: str, token: Any) -> int:
         if isinstance(token, (bool, np.bool_)) or not isinstance(token, (int, np.integer)):
