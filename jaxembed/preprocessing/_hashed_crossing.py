@@ -15,12 +15,13 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import sparse as jsparse
 
 from jaxembed.preprocessing import _checks
 from jaxembed.preprocessing._encoding import encode
 from jaxembed.preprocessing._hash_functions import _U64, _remainder, divisor_words, fingerprints
 from jaxembed.preprocessing._hashing import bins_dtype
-from jaxembed.preprocessing._inputs import host_values
+from jaxembed.preprocessing._inputs import as_array, host_values, object_array
 
 __all__ = ["HashedCrossing"]
 
@@ -115,17 +116,19 @@ class HashedCrossing:
     def __call__(self, inputs: Sequence[Any]) -> jax.Array:
         """Crosses the features of ``inputs`` (a tuple of arrays of equal shape)."""
         features = self._check(inputs)
+        if any(isinstance(x, jsparse.BCOO) or type(x).__name__ == "SparseTensor" for x in features):
+            raise ValueError(
+                "All `HashedCrossing` inputs should be dense tensors. "
+                f"Received types {[type(x).__name__ for x in features]}."
+            )
         on_device = all(isinstance(x, jax.Array | jax.core.Tracer) for x in features)
-        if on_device:
-            shapes = [tuple(x.shape) for x in features]
-            if not all(jnp.issubdtype(x.dtype, jnp.integer) for x in features):
-                raise ValueError(
-                    "All `HashedCrossing` inputs should have an integer or string dtype. "
-                    f"Received dtypes {[str(x.dtype) for x in features]}."
-                )
-        else:
-            features = [host_values(x, f"input {i}", "HashedCrossing") for i, x in enumerate(features)]
-            shapes = [x.shape for x in features]
+        if not on_device:
+            features = [as_array(x) for x in features]
+            features = [
+                x if isinstance(x, np.ndarray) else object_array(x, "inputs", "HashedCrossing")
+                for x in features
+            ]
+        shapes = [tuple(x.shape) for x in features]
         first = shapes[0]
         if len(first) > 2 or (len(first) == 2 and first[-1] != 1):
             raise ValueError(
@@ -136,6 +139,14 @@ class HashedCrossing:
             raise ValueError(
                 f"All `HashedCrossing` inputs should have equal shape. Received shapes {shapes}."
             )
+        kinds = [x.dtype.kind for x in features]
+        if any(kind not in "iuUSO" for kind in kinds):
+            raise ValueError(
+                "All `HashedCrossing` inputs should have an integer or string dtype. "
+                f"Received dtypes {[str(x.dtype) for x in features]}."
+            )
+        if not on_device:
+            features = [host_values(x, f"input {i}", "HashedCrossing") for i, x in enumerate(features)]
         if on_device:
             state = _U64.const(_KEY)
             state = _U64(jnp.broadcast_to(state.hi, first), jnp.broadcast_to(state.lo, first))
