@@ -13,7 +13,7 @@ from jax.experimental import sparse as jsparse
 
 import jaxembed
 
-tf = pytest.importorskip("tensorflow")
+tf = pytest.importorskip("tensorflow", reason="TensorFlow (the `compare` extra) is the oracle here")
 
 FEAT1 = np.array(["A", "B", "A", "B", "A"])
 FEAT2 = np.array([101, 101, 101, 102, 102])

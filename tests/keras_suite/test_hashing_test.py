@@ -13,7 +13,7 @@ from jax.experimental import sparse as jsparse
 
 import jaxembed
 
-tf = pytest.importorskip("tensorflow")
+tf = pytest.importorskip("tensorflow", reason="TensorFlow (the `compare` extra) is the oracle here")
 
 NAMES = [["omar"], ["stringer"], ["marlo"], ["wire"], ["skywalker"]]
 SPARSE_INDICES = [[0, 0], [1, 0], [1, 1], [2, 0], [2, 1]]

@@ -15,7 +15,7 @@ import pytest
 import jaxembed
 
 keras = pytest.importorskip("keras")
-tf = pytest.importorskip("tensorflow")
+tf = pytest.importorskip("tensorflow", reason="TensorFlow (the `compare` extra) is the oracle here")
 
 
 def index_lookup(vocabulary_dtype, **kwargs):

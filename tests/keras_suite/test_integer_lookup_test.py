@@ -12,7 +12,7 @@ import pytest
 import jaxembed
 
 keras = pytest.importorskip("keras")
-tf = pytest.importorskip("tensorflow")
+tf = pytest.importorskip("tensorflow", reason="TensorFlow (the `compare` extra) is the oracle here")
 
 
 def _check(layer, data, expected, *, rtol=0.0):

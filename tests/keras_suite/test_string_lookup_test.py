@@ -11,7 +11,7 @@ import pytest
 import jaxembed
 
 keras = pytest.importorskip("keras")
-tf = pytest.importorskip("tensorflow")
+tf = pytest.importorskip("tensorflow", reason="TensorFlow (the `compare` extra) is the oracle here")
 
 
 def _same_as_keras(ours, theirs, data):
@@ -129,7 +129,7 @@ def test_tensor_as_vocab():
 
 
 def test_torch_backend_compatibility():
-    torch = pytest.importorskip("torch")
+    torch = pytest.importorskip("torch", reason="torch (the `compare` extra) is not installed")
     forward_lookup = jaxembed.StringLookup(vocabulary=["a", "b", "c"], oov_token="[OOV]")
     np.testing.assert_array_equal(np.asarray(forward_lookup(["a", "b", "[OOV]", "d"])), [1, 2, 0, 0])
     inverse_lookup = jaxembed.StringLookup(vocabulary=["a", "b", "c"], oov_token="[OOV]", invert=True)

@@ -15,7 +15,7 @@ import jaxembed
 from jaxembed.preprocessing import _hash_functions
 
 keras = pytest.importorskip("keras")
-tf = pytest.importorskip("tensorflow")
+tf = pytest.importorskip("tensorflow", reason="TensorFlow (the `compare` extra) is the oracle here")
 
 INT64 = np.iinfo(np.int64)
 SALTS = [None, [133, 137], [-5, 2**62 + 11], [0, 0]]  # TensorFlow takes int64 keys
@@ -44,6 +44,7 @@ def test_string_hashes_equal_tensorflow(salt):
         np.testing.assert_array_equal(_hash_functions.buckets(words, num_bins, salt), expected)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("salt", SALTS)
 def test_integer_hashes_equal_tensorflow_on_host_and_in_jnp(salt):
     rng = np.random.default_rng(1)
@@ -63,6 +64,7 @@ def test_integer_hashes_equal_tensorflow_on_host_and_in_jnp(salt):
         np.testing.assert_array_equal(np.asarray(got), _tf_buckets(int32.astype(np.int64), num_bins, salt))
 
 
+@pytest.mark.slow
 def test_integer_hashes_in_jnp_with_x64_cover_every_decimal_length():
     """With jax_enable_x64 the jnp hash takes int64 inputs: all decimal lengths 1..20."""
     rng = np.random.default_rng(2)

@@ -11,7 +11,7 @@ import pytest
 import jaxembed
 
 keras = pytest.importorskip("keras")
-tf = pytest.importorskip("tensorflow")
+tf = pytest.importorskip("tensorflow", reason="TensorFlow (the `compare` extra) is the oracle here")
 
 MODES = ["int", "one_hot", "multi_hot", "count", "tf_idf"]
 
