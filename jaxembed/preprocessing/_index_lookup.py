@@ -626,14 +626,27 @@ class IndexLookup:
         path = Path(dir_path) / "vocabulary.txt"
         if not path.is_file():
             raise FileNotFoundError(f"No vocabulary asset at {str(path)!r}.")
-        lines = path.read_text(encoding="utf-8").splitlines()
+        self.set_vocabulary_asset(path.read_text(encoding="utf-8"))
+
+    def set_vocabulary_asset(self, text: str, idf_weights: Any = None) -> None:
+        """Sets the vocabulary from the text of a Keras ``vocabulary.txt`` asset (all ids' tokens).
+
+        ``idf_weights`` (a ``"tf_idf"`` layer's stored variable, one per output column) may come
+        with it; otherwise the layer's current weights are kept.
+        """
+        lines = text.splitlines()
         while lines and lines[-1] == "":
             lines.pop()
         values = [self._parse_line(line) for line in lines]
         if self.output_mode == "tf_idf":
-            if self._idf is None:
-                raise ValueError("Load the idf_weights before the vocabulary asset of a 'tf_idf' layer.")
-            self.set_vocabulary(values, idf_weights=self._idf[: len(values)])
+            weights = self._idf if idf_weights is None else np.asarray(idf_weights, np.float32)
+            if weights is None:
+                raise ValueError("A 'tf_idf' layer needs its idf_weights with the vocabulary asset.")
+            if weights.ndim != 1 or len(weights) < len(values):
+                raise ValueError(
+                    f"{len(values)} vocabulary entries but idf_weights of shape {weights.shape}."
+                )
+            self.set_vocabulary(values, idf_weights=weights[: len(values)])
         else:
             self.set_vocabulary(values)
         self._has_input_vocabulary = False
