@@ -1,0 +1,42 @@
+"""The README's first screen: two quickstart commands, then the answer, whose printed output is shown."""
+
+import contextlib
+import io
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def fenced(kind: str, text: str) -> list[str]:
+    return re.findall(rf"^```{kind}\n(.*?)^```", text, re.DOTALL | re.MULTILINE)
+
+
+def test_quickstart_has_exactly_the_two_commands_before_the_answer():
+    quickstart = README[
+        README.index("## Quickstart") : README.index("\n## ", README.index("## Quickstart") + 3)
+    ]
+    commands = fenced("bash", quickstart)
+    assert len(commands) == 2
+    demo, tests = (c.strip() for c in commands)
+    assert demo.startswith("python3.11 -m venv") and demo.endswith("examples/cat_dog_snake.py")
+    assert tests.startswith("python3.11 -m venv") and tests.endswith("-m pytest")
+    assert README.index("## Quickstart") < README.index("```python")  # commands come first
+
+
+def test_the_answer_prints_what_the_readme_shows():
+    code = fenced("python", README)[0]
+    shown = fenced("text", README)[0]
+    assert README.index(code) < README.index(shown)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(code, "README.md (the answer)", "exec"), {"__name__": "readme"})
+    assert out.getvalue() == shown
+    assert "SGD moved in step 2: ['cat', 'dog', 'snake']" in shown  # mouse not looked up: SGD leaves it
+    assert "Adam moved in step 2: ['cat', 'dog', 'snake', 'mouse']" in shown  # Adam's moments move it
+
+
+def test_no_nobody_builds_the_one_hot_vector():
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        assert "nobody builds" not in page.read_text(encoding="utf-8"), page.name
