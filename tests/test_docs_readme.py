@@ -1,9 +1,11 @@
-"""The README's first screen: two quickstart commands, then the answer, whose printed output is shown."""
+"""The first screen (README.md and docs/index.md): two quickstart commands, then the answer and its output."""
 
 import contextlib
 import io
 import re
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -25,13 +27,15 @@ def test_quickstart_has_exactly_the_two_commands_before_the_answer():
     assert README.index("## Quickstart") < README.index("```python")  # commands come first
 
 
-def test_the_answer_prints_what_the_readme_shows():
-    code = fenced("python", README)[0]
-    shown = fenced("text", README)[0]
-    assert README.index(code) < README.index(shown)
+@pytest.mark.parametrize("page", ["README.md", "docs/index.md"])
+def test_the_answer_prints_what_the_page_shows(page):
+    text = (ROOT / page).read_text(encoding="utf-8")
+    code = fenced("python", text)[0]
+    shown = fenced("text", text)[0]
+    assert text.index(code) < text.index(shown)
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        exec(compile(code, "README.md (the answer)", "exec"), {"__name__": "readme"})
+        exec(compile(code, f"{page} (the answer)", "exec"), {"__name__": "answer"})
     assert out.getvalue() == shown
     assert "SGD moved in step 2: ['cat', 'dog', 'snake']" in shown  # mouse not looked up: SGD leaves it
     assert "Adam moved in step 2: ['cat', 'dog', 'snake', 'mouse']" in shown  # Adam's moments move it
