@@ -19,7 +19,7 @@ def test_quickstart_has_exactly_the_two_commands_before_the_answer():
     quickstart = README[
         README.index("## Quickstart") : README.index("\n## ", README.index("## Quickstart") + 3)
     ]
-    commands = fenced("bash", quickstart)
+    commands = fenced("bash", quickstart.split("\n### ")[0])  # a "### Fast test loop" may follow
     assert len(commands) == 2
     demo, tests = (c.strip() for c in commands)
     assert demo.startswith("python3.11 -m venv") and demo.endswith("examples/cat_dog_snake.py")

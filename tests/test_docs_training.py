@@ -9,6 +9,7 @@ from pathlib import Path
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 
 import jaxembed
 from jaxembed.train import Trainer
@@ -31,6 +32,7 @@ def run_colours(out: Path, *args: str) -> dict:
     return json.loads((out / "summary.json").read_text())
 
 
+@pytest.mark.slow
 def test_colours_unknown_word_row_is_pulled_to_zero_by_the_l2_penalty(tmp_path):
     # "its id is never looked up in training, yet its row does not keep its random initial value":
     # the penalty's gradient reaches the row, and Adam pulls it to (almost exactly) zero.
