@@ -15,6 +15,9 @@ The public API, layered bottom-up (``import jaxembed`` gives every subpackage as
   ``shard_map`` lookup; :mod:`jaxembed.inspect` -- the collectives of a compiled step;
 * :mod:`jaxembed.keras` -- Keras initializers, regularizers, constraints by name and config;
   :mod:`jaxembed.keras.io` (loaded on first use; needs h5py) -- Keras files without Keras;
+* :mod:`jaxembed.preprocessing` -- Keras's categorical layers: :class:`jaxembed.StringLookup`,
+  :class:`jaxembed.IntegerLookup`, :class:`jaxembed.Hashing`, :class:`jaxembed.HashedCrossing`,
+  :class:`jaxembed.CategoryEncoding` -- categories to ids and vectors;
 * :mod:`jaxembed.text` (:class:`jaxembed.TextVectorizer`, Keras's ``TextVectorization``) and
   :mod:`jaxembed.datasets` (IMDB, aclImdb, folders, CSV/JSONL, a built-in corpus) -- raw text to ids;
 * :mod:`jaxembed.viz` -- PCA, neighbours, plots (matplotlib, imported when plotting).
@@ -43,6 +46,7 @@ from jaxembed import (  # noqa: E402
     linen,
     nn,
     ops,
+    preprocessing,
     sharding,
     sparse,
     tables,
@@ -62,6 +66,13 @@ from jaxembed.nn import (  # noqa: E402
     ReversibleEmbedding,
     apply_constraints,
     regularization_loss,
+)
+from jaxembed.preprocessing import (  # noqa: E402
+    CategoryEncoding,
+    HashedCrossing,
+    Hashing,
+    IntegerLookup,
+    StringLookup,
 )
 from jaxembed.text import TextVectorizer  # noqa: E402
 
@@ -96,6 +107,12 @@ __all__ = [
     "text",
     "datasets",
     "viz",
+    "preprocessing",
+    "StringLookup",
+    "IntegerLookup",
+    "Hashing",
+    "HashedCrossing",
+    "CategoryEncoding",
     "__version__",
 ]
 

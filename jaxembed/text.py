@@ -175,8 +175,12 @@ class TextVectorizer:
         return _split(self.standardize_text(text))
 
     # ------------------------------------------------------------ vocabulary
-    def adapt(self, texts: Iterable[str]) -> None:
+    def adapt(self, texts: Iterable[str], steps: int | None = None) -> None:
         """Learns the vocabulary from ``texts``, in Keras's order (see the module docs).
+
+        ``texts`` is an iterable of strings or of batches of them (lists or arrays, as a
+        ``tf.data`` dataset or a generator yields; ``bytes`` are decoded as UTF-8); ``steps``
+        reads only that many items, as Keras's ``adapt(data, steps=...)``.
 
         Examples:
             >>> vectorizer = TextVectorizer()
@@ -186,9 +190,14 @@ class TextVectorizer:
         """
         if isinstance(texts, str):
             raise TypeError("adapt expects an iterable of strings, not one string; wrap it in a list.")
+        _check_optional_size("steps", steps, 1)
         counts: collections.Counter[str] = collections.Counter()
-        for text in texts:
-            counts.update(self.tokenize(text))
+        for step, item in enumerate(texts):
+            if steps is not None and step >= steps:
+                break
+            batch = [item] if isinstance(item, (str, bytes)) else np.asarray(item, dtype=object).reshape(-1)
+            for text in batch:
+                counts.update(self.tokenize(text.decode("utf-8") if isinstance(text, bytes) else text))
         counts.pop(PAD_TOKEN, None)
         counts.pop(OOV_TOKEN, None)
         ordered = sorted(counts.items(), key=lambda item: (item[1], item[0]), reverse=True)
@@ -242,14 +251,18 @@ class TextVectorizer:
             )
         self._set_words(words)
 
-    def get_vocabulary(self) -> list[str]:
+    def get_vocabulary(self, include_special_tokens: bool = True) -> list[str]:
         """The vocabulary, index by index: ``["", "[UNK]", most frequent word, ...]``.
+
+        With ``include_special_tokens=False``, the learned words only (Keras's argument).
 
         Examples:
             >>> TextVectorizer(vocabulary=["x"]).get_vocabulary()
             ['', '[UNK]', 'x']
+            >>> TextVectorizer(vocabulary=["x"]).get_vocabulary(include_special_tokens=False)
+            ['x']
         """
-        return list(self._vocabulary)
+        return list(self._vocabulary if include_special_tokens else self._vocabulary[2:])
 
     def vocabulary_size(self) -> int:
         """Number of ids, padding and ``"[UNK]"`` included (the Embedding's ``input_dim``).

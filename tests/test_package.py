@@ -29,6 +29,7 @@ SUBPACKAGES = [
     "sharding",
     "inspect",
     "keras",
+    "preprocessing",
     "text",
     "datasets",
     "viz",

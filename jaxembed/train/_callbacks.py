@@ -120,14 +120,21 @@ class ModelCheckpoint(Callback):
     """Saves the trainer's checkpoint at the end of epochs (atomically, see :meth:`Trainer.save`).
 
     Args:
-        path: the file; ``{epoch}`` in it is formatted with the 0-based epoch number.
+        path: the file. As in Keras, it is formatted with ``str.format`` at the end of each
+            epoch: ``{epoch}`` is the 1-based epoch number (Keras writes ``epoch + 1``) and
+            every key of the epoch's logs is a placeholder too (``"ckpt-{epoch:02d}-{val_loss:.2f}.jxe"``).
         monitor: with ``save_best_only``, the log key to compare.
         save_best_only: save only when ``monitor`` improved.
         mode: ``"min"``, ``"max"`` or ``"auto"``.
 
+    Raises:
+        KeyError: at the end of an epoch, when ``path`` names a placeholder that is neither
+            ``epoch`` nor a key of the logs (the message lists the keys there are).
+
     Examples:
-        >>> ModelCheckpoint("ckpt-{epoch}.jxe").path
-        'ckpt-{epoch}.jxe'
+        >>> checkpoint = ModelCheckpoint("ckpt-{epoch:02d}-{val_loss:.2f}.jxe")
+        >>> checkpoint.file_path(0, {"loss": 0.5, "val_loss": 0.4567})
+        'ckpt-01-0.46.jxe'
     """
 
     def __init__(
@@ -151,6 +158,33 @@ class ModelCheckpoint(Callback):
             if score <= self.best:
                 return
             self.best = score
-        target = self.path.format(epoch=epoch)
+        target = self.file_path(epoch, logs)
         trainer.save(target)
         self.saved.append(target)
+
+    def file_path(self, epoch: int, logs: dict[str, float]) -> str:
+        """The file written at the end of 0-based ``epoch`` with these ``logs`` (Keras's rule).
+
+        Args:
+            epoch: the 0-based epoch that just ended (``fit`` passes it so); ``{epoch}`` is
+                filled with ``epoch + 1``.
+            logs: the epoch's metrics, each a placeholder by its name.
+
+        Returns:
+            ``path`` with its placeholders filled.
+
+        Raises:
+            KeyError: if ``path`` names a placeholder that is not there.
+
+        Examples:
+            >>> ModelCheckpoint("run/{epoch}.jxe").file_path(4, {})
+            'run/5.jxe'
+        """
+        try:
+            return self.path.format(**{**logs, "epoch": epoch + 1})
+        except KeyError as error:
+            raise KeyError(
+                f"`path` of ModelCheckpoint names a placeholder that is not filled: {error}. "
+                f"Received: path={self.path!r}; the placeholders there are "
+                f"{sorted(['epoch', *logs])}."
+            ) from None

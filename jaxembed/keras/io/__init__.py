@@ -23,7 +23,8 @@ This package reads those files with ``h5py``, ``zipfile`` and ``json`` only
 ``.weights.h5`` files that
 ``keras.Model.load_weights`` reads and ``.keras`` archives that
 ``keras.saving.load_model`` opens. :class:`jaxembed.nn.KerasSequential` is the small
-Flax NNX container a Sequential/Functional text model loads into.
+Flax NNX container a Sequential/Functional text model loads into; :func:`load_lookups` reads
+the ``StringLookup``/``IntegerLookup`` layers of an archive with their stored vocabularies.
 
 Examples:
     >>> import tempfile, os
@@ -38,6 +39,7 @@ Examples:
 
 from jaxembed.keras.io._embedding import EmbeddingEntry, from_keras_layer, list_embeddings, load_embedding
 from jaxembed.keras.io._h5 import KerasFileError
+from jaxembed.keras.io._lookups import load_lookups
 from jaxembed.keras.io._model import load_model, save_model, save_weights
 
 __all__ = [
@@ -46,6 +48,7 @@ __all__ = [
     "list_embeddings",
     "load_embedding",
     "load_model",
+    "load_lookups",
     "from_keras_layer",
     "save_weights",
     "save_model",
