@@ -14,7 +14,9 @@ The public API, layered bottom-up:
 * :mod:`jaxembed.lora`, :mod:`jaxembed.quant` -- Keras 3's LoRA and int8/int4 tables;
   :mod:`jaxembed.keras_io` (imported on demand; needs h5py) -- Keras files without Keras.
 * :mod:`jaxembed.text` (:class:`jaxembed.TextVectorizer`, Keras's ``TextVectorization``) and
-  :mod:`jaxembed.datasets` (IMDB, aclImdb, folders, CSV/JSONL, a built-in corpus) -- raw text to ids.
+  :mod:`jaxembed.datasets` (IMDB, aclImdb, folders, CSV/JSONL, a built-in corpus; Adult,
+  MovieLens 100K, clothing reviews) -- raw data to ids; :mod:`jaxembed.pretrained` -- GloVe,
+  word2vec and fastText vectors as tables for a vocabulary.
 * :mod:`jaxembed.sharding` -- tables on a device mesh (row, column, replicated), a
   ``shard_map`` lookup, the collectives of a compiled step; :class:`jaxembed.EmbeddingBag`
   -- multi-hot bags (sum, mean, sqrtn).
@@ -36,6 +38,7 @@ from jaxembed import (
     initializers,
     lora,
     ops,
+    pretrained,
     quant,
     regularizers,
     sharding,
@@ -83,6 +86,7 @@ __all__ = [
     "quant",
     "text",
     "datasets",
+    "pretrained",
     "TextVectorizer",
     "sharding",
     "__version__",
