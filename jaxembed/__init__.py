@@ -17,6 +17,8 @@ The public API, layered bottom-up:
   :mod:`jaxembed.datasets` (IMDB, aclImdb, folders, CSV/JSONL, a built-in corpus; Adult,
   MovieLens 100K, clothing reviews) -- raw data to ids; :mod:`jaxembed.pretrained` -- GloVe,
   word2vec and fastText vectors as tables for a vocabulary.
+* :mod:`jaxembed.preprocessing` -- Keras's categorical layers: :class:`jaxembed.StringLookup`,
+  :class:`jaxembed.IntegerLookup` (and more) -- categories to ids.
 * :mod:`jaxembed.sharding` -- tables on a device mesh (row, column, replicated), a
   ``shard_map`` lookup, the collectives of a compiled step; :class:`jaxembed.EmbeddingBag`
   -- multi-hot bags (sum, mean, sqrtn).
@@ -38,6 +40,7 @@ from jaxembed import (
     initializers,
     lora,
     ops,
+    preprocessing,
     pretrained,
     quant,
     regularizers,
@@ -57,6 +60,7 @@ from jaxembed.layers import (
     regularization_loss,
 )
 from jaxembed.pooling import Flatten, GlobalAveragePooling1D
+from jaxembed.preprocessing import IntegerLookup, StringLookup
 from jaxembed.text import TextVectorizer
 
 try:
@@ -88,6 +92,9 @@ __all__ = [
     "datasets",
     "pretrained",
     "TextVectorizer",
+    "preprocessing",
+    "StringLookup",
+    "IntegerLookup",
     "sharding",
     "__version__",
 ]
