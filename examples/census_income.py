@@ -189,6 +189,7 @@ def run_jaxembed(train: dict, test: dict, sizes: dict[str, int], args, seed: int
 def run_keras(train: dict, test: dict, sizes: dict[str, int], args, seed: int) -> dict:
     """The same model in Keras 3 (its JAX backend): Embedding per column, Concatenate, Dense."""
     os.environ.setdefault("KERAS_BACKEND", "jax")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # Keras imports TensorFlow's logging: no INFO lines
     import keras
 
     keras.utils.set_random_seed(seed)
@@ -356,7 +357,7 @@ def main(argv: list[str] | None = None) -> dict:
             [f"{vocabulary[i]} ({rate[vocabulary[i]]:.0%})" for i in ids],
             colors=[rate[vocabulary[i]] for i in ids],
             path=args.out / f"{column}_embedding.png",
-            title=f"Adult: learned {column} embedding (PCA); colour and label: share earning >50K",
+            title=f"Adult: learned {column} embedding (PCA), share earning >50K",
         )
         summary["plot"] = str(path)
         print(f"plot of the {column} embedding: {path}")
