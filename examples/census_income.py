@@ -13,7 +13,9 @@ $50K or not; UCI's original split: 32,561 train, 16,281 test rows,
   semantics: id 0 for values unseen in training) into its own ``jaxembed.Embedding`` of
   ``min(50, (ids + 1) // 2)`` dimensions; the vectors are concatenated with the standardized
   numeric columns (``log1p`` first for the heavy-tailed capital gain / loss and fnlwgt) and go
-  through an MLP (two ReLU layers, dropout) to one logit; Adam, ``jaxembed.train.fit``.
+  through an MLP (two ReLU layers, dropout) to one logit; Adam, ``jaxembed.train.fit``. Each
+  numeric column is also bucketed into quantile bins (``--bins``, through ``jaxembed.IntegerLookup``)
+  with an embedding of its own, so the network can learn thresholds as trees do.
 * **one-hot + logistic regression** (scikit-learn): the "standard procedure" of the question,
   on the same columns.
 * **Keras 3**: the same embedding model in Keras (same sizes, optimizer, epochs, batches).
