@@ -237,6 +237,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--max-tokens", type=int, default=20000, help="vocabulary size incl. padding and OOV")
     parser.add_argument("--sequence-length", type=int, default=200)
+    parser.add_argument(
+        "--bigrams", type=int, default=0, help="also embed the most frequent N word pairs (0: words only)"
+    )
     parser.add_argument("--embedding-dim", type=int, default=128)
     parser.add_argument("--hidden", type=int, default=64, help="hidden Dense units (0: none)")
     parser.add_argument("--pooling", choices=["average", "flatten"], default="average")
@@ -245,6 +248,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=None, help="cap on steps per epoch")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--learning-rate", type=float, default=2e-3)
+    parser.add_argument("--schedule", choices=["constant", "cosine"], default="constant")
     parser.add_argument("--baseline-epochs", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
@@ -268,13 +272,38 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def bigram_texts(vectorizer: TextVectorizer, texts: list[str]) -> list[str]:
+    """Each text's consecutive word pairs, ``"a_b"``, separated by spaces (fastText's bigrams)."""
+    pairs = []
+    for text in texts:
+        tokens = vectorizer.tokenize(text)
+        pairs.append(" ".join(f"{a}_{b}" for a, b in zip(tokens, tokens[1:])))
+    return pairs
+
+
+def encode(vectorizer: TextVectorizer, bigrams: TextVectorizer | None, texts: list[str]) -> np.ndarray:
+    """Word ids, then (with ``bigrams``) word-pair ids shifted past the words' ids: one table for both.
+
+    The pairs' padding stays 0 (masked); their OOV id 1 becomes ``words + 1``, a row of its own.
+    """
+    ids = vectorizer(texts)
+    if bigrams is None:
+        return ids
+    pair_ids = bigrams(bigram_texts(vectorizer, texts))
+    pair_ids = np.where(pair_ids > 0, pair_ids + vectorizer.vocabulary_size(), 0).astype(ids.dtype)
+    return np.concatenate([ids, pair_ids], axis=1)
+
+
 def run_predict(args) -> dict:
     model = load_model(args.out / "model.keras")
     meta = json.loads((args.out / "classes.json").read_text(encoding="utf-8"))
     if meta["encoder"]["kind"] == "imdb":
         ids = encode_imdb(args.predict, meta["encoder"], datasets.imdb_word_index(args.word_index))
     else:
-        ids = TextVectorizer.load(args.out / "vectorizer.json")(args.predict)
+        bigrams = None
+        if meta["encoder"].get("bigrams"):
+            bigrams = TextVectorizer.load(args.out / "bigram_vectorizer.json")
+        ids = encode(TextVectorizer.load(args.out / "vectorizer.json"), bigrams, args.predict)
     probabilities = predict(model, ids)
     results = []
     for text, row in zip(args.predict, probabilities):
@@ -293,17 +322,25 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"JAX backend: {jax.default_backend()}; devices: {jax.devices()}")
     if args.dataset == "imdb":
         train, test, vocabulary_size, class_names, encoder = imdb_arrays(args)
-        vectorizer = None
+        vectorizer = bigrams = None
     else:
         train_texts, test_texts = load_texts(args)
         class_names = train_texts.class_names
         vectorizer = TextVectorizer(args.max_tokens, output_sequence_length=args.sequence_length)
         vectorizer.adapt(train_texts.texts)
-        train = {"ids": vectorizer(train_texts.texts), "label": train_texts.labels}
-        test = {"ids": vectorizer(test_texts.texts), "label": test_texts.labels}
-        vocabulary_size = vectorizer.vocabulary_size()
-        encoder = {"kind": "vectorizer"}
-        print(f"vocabulary: {vocabulary_size} ids, e.g. {vectorizer.get_vocabulary()[2:8]}")
+        bigrams = None
+        if args.bigrams:  # word pairs get ids (and table rows) of their own after the words'
+            bigrams = TextVectorizer(
+                args.bigrams, standardize=None, output_sequence_length=args.sequence_length
+            )
+            bigrams.adapt(bigram_texts(vectorizer, train_texts.texts))
+        train = {"ids": encode(vectorizer, bigrams, train_texts.texts), "label": train_texts.labels}
+        test = {"ids": encode(vectorizer, bigrams, test_texts.texts), "label": test_texts.labels}
+        vocabulary_size = vectorizer.vocabulary_size() + (bigrams.vocabulary_size() if bigrams else 0)
+        encoder = {"kind": "vectorizer", "bigrams": bigrams is not None}
+        print(f"vocabulary: {vectorizer.vocabulary_size()} ids, e.g. {vectorizer.get_vocabulary()[2:8]}")
+        if bigrams is not None:
+            print(f"word pairs: {bigrams.vocabulary_size()} more ids, e.g. {bigrams.get_vocabulary()[2:6]}")
     counts = np.bincount(train["label"], minlength=len(class_names))
     print(
         f"{args.dataset}: {len(train['label'])} train / {len(test['label'])} test examples, "
@@ -319,7 +356,7 @@ def main(argv: list[str] | None = None) -> dict:
             raise SystemExit(
                 "--pretrained needs a text dataset (the vectorizer's vocabulary), not --dataset imdb"
             )
-        vocabulary = vectorizer.get_vocabulary()
+        vocabulary = vectorizer.get_vocabulary() + (bigrams.get_vocabulary() if bigrams else [])
         vectors = load_vectors(args.pretrained, vocabulary=vocabulary)
         found = embedding_matrix(vectors, vocabulary)
         weights, args.embedding_dim = found.matrix, vectors.dim
@@ -337,12 +374,16 @@ def main(argv: list[str] | None = None) -> dict:
         embedding_dim=args.embedding_dim,
         hidden=args.hidden,
         pooling=args.pooling,
-        sequence_length=args.sequence_length,
+        sequence_length=train["ids"].shape[1],
         dropout=args.dropout,
         seed=args.seed,
     )
-    trainer = Trainer(model, optax.adam(args.learning_rate), classification_loss, row_sparse=args.row_sparse)
     batches = Batches(train, args.batch_size, seed=args.seed, drop_remainder=True)
+    learning_rate = args.learning_rate
+    if args.schedule == "cosine":  # decays to 0 over the run
+        steps = args.epochs * (args.steps or len(batches))
+        learning_rate = optax.cosine_decay_schedule(args.learning_rate, steps)
+    trainer = Trainer(model, optax.adam(learning_rate), classification_loss, row_sparse=args.row_sparse)
     test_batches = Batches(test, 1024, shuffle=False)
     print(f"training {args.epochs} epochs of {len(batches)} batches of {args.batch_size}")
     history = fit(
@@ -362,9 +403,11 @@ def main(argv: list[str] | None = None) -> dict:
     )
 
     args.out.mkdir(parents=True, exist_ok=True)
-    save_model(model, args.out / "model.keras", input_length=args.sequence_length)
+    save_model(model, args.out / "model.keras", input_length=train["ids"].shape[1])
     if vectorizer is not None:
         vectorizer.save(args.out / "vectorizer.json")
+        if bigrams is not None:
+            bigrams.save(args.out / "bigram_vectorizer.json")
     meta = {"class_names": list(class_names), "encoder": encoder, "dataset": args.dataset}
     write_text(args.out / "classes.json", json.dumps(meta, indent=2))
     print(

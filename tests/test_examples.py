@@ -241,9 +241,14 @@ def test_text_classifier_on_womens_reviews_with_pretrained_glove(tmp_path):
     import importlib.util
 
     args = ["--dataset", "womens-reviews", "--fraction", "0.05", "--epochs", "1", "--baseline-epochs", "1"]
-    stdout, summary = run_example("text_classifier.py", tmp_path, *args, "--quiet")
-    assert "test accuracy: model" in stdout and summary["classes"] == ["not recommended", "recommended"]
+    stdout, summary = run_example("text_classifier.py", tmp_path, *args, "--bigrams", "2000", "--quiet")
+    assert "test accuracy: model" in stdout and "word pairs: 2000 more ids" in stdout
+    assert summary["classes"] == ["not recommended", "recommended"]
     assert summary["train_examples"] == int(0.05 * 18113) and summary["majority_baseline_accuracy"] > 0.7
+    assert summary["vocabulary_size"] > 2000
+    run_example("text_classifier.py", tmp_path, "--predict", "Love it, fits perfectly", "--predict", "Awful.")
+    predictions = json.loads((tmp_path / "predictions.json").read_text())  # words and pairs, reloaded
+    assert [p["class"] in summary["classes"] for p in predictions] == [True, True]
     gensim = importlib.util.find_spec("gensim")
     if gensim is None:
         pytest.skip("--pretrained needs gensim's test vectors (gensim in the test extra)")
