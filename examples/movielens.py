@@ -97,7 +97,7 @@ class MatrixFactorization(nnx.Module):
         *,
         seed: int,
     ):
-        init = jaxembed.initializers.RandomNormal(stddev=0.01)
+        init = jaxembed.keras.initializers.RandomNormal(stddev=0.01)
         keys = iter(jax.random.split(jax.random.key(seed), 10))
         self.user = jaxembed.Embedding(num_users, dim, embeddings_initializer=init, rngs=next(keys))
         self.movie = jaxembed.Embedding(num_movies, dim, embeddings_initializer=init, rngs=next(keys))

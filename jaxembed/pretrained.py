@@ -37,6 +37,8 @@ from typing import BinaryIO, Literal, NamedTuple, get_args
 
 import numpy as np
 
+from jaxembed._checks import one_of, positive_int
+
 __all__ = [
     "VectorFormat",
     "VECTOR_FORMATS",
@@ -258,14 +260,6 @@ def _binary_entries(
         )
 
 
-def _check_positive(name: str, value: object, allow_none: bool = True) -> int | None:
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"`{name}` must be a positive integer or None. Received: {name}={value!r}.")
-    return int(value)
-
-
 def load_vectors(
     path: str | os.PathLike,
     format: VectorFormat = "auto",
@@ -307,9 +301,8 @@ def load_vectors(
         >>> load_vectors(path, vocabulary={"dog", "emu"}).vectors.tolist()
         [[3.0, 4.0]]
     """
-    if format not in VECTOR_FORMATS:
-        raise ValueError(f"`format` must be one of {VECTOR_FORMATS}. Received: format={format!r}.")
-    limit = _check_positive("limit", limit)
+    one_of("format", format, VECTOR_FORMATS)
+    limit = positive_int("limit", limit, allow_none=True)
     wanted = None if vocabulary is None else set(vocabulary)
     path = Path(path)
     if not path.is_file():
@@ -432,10 +425,8 @@ def embedding_matrix(
         >>> layer(jnp.array([3])).tolist()
         [[1.0, 2.0]]
     """
-    if case not in get_args(CasePolicy):
-        raise ValueError(f"`case` must be one of {get_args(CasePolicy)}. Received: case={case!r}.")
-    if missing not in ("zeros", "random"):
-        raise ValueError(f"`missing` must be 'zeros' or 'random'. Received: missing={missing!r}.")
+    one_of("case", case, get_args(CasePolicy))
+    one_of("missing", missing, ("zeros", "random"))
     words, table = vectors
     table = np.asarray(table, np.float32)
     if table.ndim != 2 or table.shape[0] != len(words):

@@ -34,6 +34,7 @@ def _real_data_missing() -> str | None:
     return None
 
 
+@pytest.mark.slow  # each page runs end to end
 @pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(ROOT)) for p in PAGES])
 def test_page_code_blocks_run(page, tmp_path, monkeypatch):
     if any(loader in block for block in python_blocks(page) for loader in REAL_DATA_LOADERS):

@@ -217,7 +217,7 @@ def test_embedding_matrix_rows_hits_misses_and_case():
     assert no_special.misses == [""]
     with pytest.raises(ValueError, match=r"`case` must be one of \('exact', 'lower', 'exact_then_lower'\)"):
         embedding_matrix((words, table), vocabulary, case="upper")
-    with pytest.raises(ValueError, match=r"`missing` must be 'zeros' or 'random'"):
+    with pytest.raises(ValueError, match=r"`missing` must be one of \('zeros', 'random'\)"):
         embedding_matrix((words, table), vocabulary, missing="mean")
     with pytest.raises(ValueError, match=r"Received 4 words and an array of shape \(3, 2\)"):
         embedding_matrix((words, table[:3]), vocabulary)
