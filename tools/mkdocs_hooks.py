@@ -49,7 +49,9 @@ def _import(name: str) -> types.ModuleType:
 TOPIC_ORDER = [
     ("How embeddings work", "how-embeddings-work.md"),
     ("Training", "training.md"),
+    ("Categorical features", "categorical-features.md"),
     ("Text classification", "text-classification.md"),
+    ("Recommendations", "recommendations.md"),
     ("Sparse updates", "sparse-updates.md"),
     ("Migrating from Keras", "keras.md"),
     ("Scaling", "scaling.md"),
