@@ -343,13 +343,56 @@ class TextVectorizer:
                 f"{str(path)!r} has format version {document.get('version')!r}; "
                 f"this jaxembed reads version {_FORMAT_VERSION}."
             )
+        return cls._from_document(document, path)
+
+    @classmethod
+    def _from_document(cls, document: dict[str, Any], path: Path) -> TextVectorizer:
+        where = f"{str(path)!r} is not a saved TextVectorizer"
+        keys = {"format", "version", "config", "vocabulary"}
+        if set(document) != keys:
+            raise ValueError(f"{where}: its keys are {sorted(document)}; expected exactly {sorted(keys)}.")
         config = document["config"]
-        return cls(
-            config["max_tokens"],
-            standardize=config["standardize"],
-            output_sequence_length=config["output_sequence_length"],
-            vocabulary=document["vocabulary"],
-        )
+        config_keys = {"max_tokens", "standardize", "split", "output_mode", "output_sequence_length"}
+        if not isinstance(config, dict) or set(config) != config_keys:
+            found = sorted(config) if isinstance(config, dict) else type(config).__name__
+            raise ValueError(
+                f"{where}: 'config' is {found}; expected a map of exactly {sorted(config_keys)}."
+            )
+        for key, wanted in (("split", "whitespace"), ("output_mode", "int")):
+            if config[key] != wanted:
+                raise ValueError(
+                    f"{where}: config key {key!r} is {config[key]!r}; this TextVectorizer supports only {wanted!r}."
+                )
+        if config["standardize"] is not None and config["standardize"] not in STANDARDIZE_MODES:
+            raise ValueError(
+                f"{where}: config key 'standardize' is {config['standardize']!r}; expected one of "
+                f"{STANDARDIZE_MODES} or null."
+            )
+        vocabulary = document["vocabulary"]
+        # A string here would be read as a file path by set_vocabulary: only a list is a saved vocabulary.
+        if not isinstance(vocabulary, list) or not all(isinstance(token, str) for token in vocabulary):
+            raise ValueError(
+                f"{where}: 'vocabulary' must be a list of strings (the tokens); "
+                f"got {type(vocabulary).__name__}."
+            )
+        if vocabulary[:2] != [PAD_TOKEN, OOV_TOKEN]:
+            raise ValueError(
+                f"{where}: 'vocabulary' must start with {PAD_TOKEN!r} and {OOV_TOKEN!r}, as save() writes it; "
+                f"it starts with {vocabulary[:2]!r}."
+            )
+        for key in ("max_tokens", "output_sequence_length"):
+            value = config[key]
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise ValueError(f"{where}: config key {key!r} is {value!r}; expected an integer or null.")
+        try:
+            return cls(
+                config["max_tokens"],
+                standardize=config["standardize"],
+                output_sequence_length=config["output_sequence_length"],
+                vocabulary=vocabulary,
+            )
+        except (ValueError, TypeError) as error:
+            raise ValueError(f"{where}: {error}") from None
 
     def save_vocabulary(self, path: str | os.PathLike) -> Path:
         """Writes the learned words one per line (UTF-8), atomically, without ``""`` and ``"[UNK]"``.
