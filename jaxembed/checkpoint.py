@@ -173,9 +173,10 @@ def _entry_problem(entry: Any) -> str | None:
         dtype = None
     if dtype is None or dtype.hasobject or dtype.name != entry["dtype"]:
         return f"has dtype {entry['dtype']!r}; expected the name of a numeric dtype"
-    if not isinstance(data, bytes) or len(data) != int(np.prod(shape, dtype=np.int64)) * dtype.itemsize:
+    needed = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if not isinstance(data, bytes) or len(data) != needed:
         size = len(data) if isinstance(data, bytes) else type(data).__name__
-        return f"has {size} bytes of data; shape {tuple(shape)} {dtype.name} needs {int(np.prod(shape)) * dtype.itemsize}"
+        return f"has {size} bytes of data; shape {tuple(shape)} {dtype.name} needs {needed}"
     if key_impl is not None and not isinstance(key_impl, str):
         return f"has key_impl {key_impl!r}; expected None or a PRNG implementation name"
     return None

@@ -361,7 +361,8 @@ class TextVectorizer:
         for key, wanted in (("split", "whitespace"), ("output_mode", "int")):
             if config[key] != wanted:
                 raise ValueError(
-                    f"{where}: config key {key!r} is {config[key]!r}; this TextVectorizer supports only {wanted!r}."
+                    f"{where}: config key {key!r} is {config[key]!r}; "
+                    f"this TextVectorizer supports only {wanted!r}."
                 )
         if config["standardize"] is not None and config["standardize"] not in STANDARDIZE_MODES:
             raise ValueError(
@@ -377,8 +378,8 @@ class TextVectorizer:
             )
         if vocabulary[:2] != [PAD_TOKEN, OOV_TOKEN]:
             raise ValueError(
-                f"{where}: 'vocabulary' must start with {PAD_TOKEN!r} and {OOV_TOKEN!r}, as save() writes it; "
-                f"it starts with {vocabulary[:2]!r}."
+                f"{where}: 'vocabulary' must start with {PAD_TOKEN!r} and {OOV_TOKEN!r}, as save() "
+                f"writes it; it starts with {vocabulary[:2]!r}."
             )
         for key in ("max_tokens", "output_sequence_length"):
             value = config[key]

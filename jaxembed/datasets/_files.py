@@ -87,7 +87,8 @@ def load_text_folder(
 def _check_class_names(class_names: Sequence[str]) -> list[str]:
     if isinstance(class_names, str):
         raise ValueError(
-            f"`class_names` must be a list of folder names, not one string. Received: class_names={class_names!r}."
+            "`class_names` must be a list of folder names, not one string. "
+            f"Received: class_names={class_names!r}."
         )
     names = list(class_names)
     for name in names:
