@@ -21,9 +21,8 @@ import random
 import time
 from pathlib import Path
 
-import pytest
-
 import _savers
+import pytest
 
 TRIES = int(os.environ.get("JAXEMBED_KILL_TRIES", "3"))
 _CONTEXT = multiprocessing.get_context("forkserver")
