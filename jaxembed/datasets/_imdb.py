@@ -58,8 +58,8 @@ def _read_member(raw: bytes, where: str) -> np.ndarray:
             stream.seek(0)
             return np.lib.format.read_array(stream, allow_pickle=False)
         array = _ArrayOnlyUnpickler(stream).load()
-    except DatasetError:
-        raise
+    except DatasetError as error:
+        raise DatasetError(f"{where}: {error}") from None
     except Exception as error:  # truncated streams raise many kinds of errors
         raise DatasetError(
             f"{where} is not a readable .npy array ({type(error).__name__}: {error})."
@@ -100,6 +100,8 @@ def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
                     arrays[member[:-4]] = _read_member(
                         archive.read(member), f"{str(path)!r} member {member!r}"
                     )
+    except DatasetError:
+        raise
     except (
         zipfile.BadZipFile,
         zipfile.LargeZipFile,

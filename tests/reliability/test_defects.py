@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 from jax.experimental import checkify
 
-from jaxembed import checkpoint, datasets, ops, viz
+from jaxembed import checkpoint, datasets, ops, text, viz
 from jaxembed.checkpoint import CheckpointError
 from jaxembed.datasets import DatasetError
 from jaxembed.text import TextVectorizer
@@ -245,8 +245,17 @@ def _saved(tmp_path: Path, **changes) -> Path:
             del document[key]
         else:
             document[key] = value
+    # A forger can recompute the (unkeyed) checksum: every key must still be checked.
+    document["sha256"] = text._content_digest(document["config"], document.get("vocabulary"))
     path.write_text(json.dumps(document))
     return path
+
+
+def test_defect_10_a_damaged_saved_vectorizer_is_refused(tmp_path):
+    path = TextVectorizer(vocabulary=["good", "film"]).save(tmp_path / "v.json")
+    path.write_text(path.read_text().replace('"good"', '"goad"'))
+    with pytest.raises(ValueError, match=r"v.json.*is corrupted: the SHA-256"):
+        TextVectorizer.load(path)
 
 
 def test_defect_10_a_saved_vectorizer_cannot_make_load_read_another_file(tmp_path):
@@ -261,7 +270,7 @@ def test_defect_10_a_saved_vectorizer_cannot_make_load_read_another_file(tmp_pat
         ({"config_split": "character"}, r"config key 'split' is 'character'"),
         ({"config_standardize": "upper"}, r"config key 'standardize' is 'upper'"),
         ({"config_max_tokens": "7"}, r"config key 'max_tokens' is '7'"),
-        ({"vocabulary": None}, r"its keys are \['config', 'format', 'version'\]"),
+        ({"vocabulary": None}, r"its keys are \['config', 'format', 'sha256', 'version'\]"),
         ({"config": [1, 2]}, r"'config' is list"),
         ({"vocabulary": ["hi"]}, r"must start with '' and '\[UNK\]'"),
         ({"vocabulary": ["", "[UNK]", "a", "a"]}, r"repeated tokens"),
