@@ -9,8 +9,12 @@ the last completed version or the one being written -- complete and internally c
 in progress is printed and must be positive.
 
 The default run makes ``JAXEMBED_KILL_TRIES`` (default 3) kills per save function; the full
-run (``JAXEMBED_KILL_TRIES=40 python -m pytest tests/reliability/test_kill.py -s``) makes
-more. ``-s`` shows the statistics.
+run makes more and writes the statistics to a file::
+
+    JAXEMBED_KILL_TRIES=40 JAXEMBED_KILL_REPORT=benchmarks/results/kill_tests.txt \
+        python -m pytest tests/reliability/test_kill.py
+
+(``-s`` shows the statistics of any run.)
 """
 
 from __future__ import annotations
@@ -46,6 +50,24 @@ def _fork_server():
         else:
             os.environ["PYTHONPATH"] = saved
     yield
+    report = os.environ.get("JAXEMBED_KILL_REPORT")
+    if report and RESULTS:
+        import platform
+
+        import jax
+
+        lines = [
+            f"# command: JAXEMBED_KILL_TRIES={TRIES} JAXEMBED_KILL_REPORT={report} "
+            "python -m pytest tests/reliability/test_kill.py",
+            f"# machine: {platform.machine()}, {os.cpu_count()} CPU cores (shared with other jobs), "
+            f"jax {jax.__version__}",
+            "# SIGKILL at a random moment of a save; after every kill the old or the new result loaded, "
+            "complete (any other outcome fails the test).",
+            f"{'save function':40s} {'kills':>6s} {'mid-write':>10s}",
+        ]
+        for name, (landed, tries) in RESULTS.items():
+            lines.append(f"{name:40s} {tries:6d} {landed:10d}")
+        Path(report).write_text("\n".join(lines) + "\n")
 
 
 def kill_during_saves(name: str, tmp_path: Path, tries: int, seed: int) -> tuple[int, int]:
