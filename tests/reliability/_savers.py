@@ -22,19 +22,13 @@ import numpy as np
 
 
 def keras_io() -> Any:
-    """The Keras-file module (its home moves with the package layout)."""
-    try:
-        from jaxembed.keras import io as module
-    except ImportError:
-        from jaxembed import keras_io as module
-    return module
+    from jaxembed.keras import io
+
+    return io
 
 
 def keras_sequential() -> Any:
-    module = keras_io()
-    if hasattr(module, "KerasSequential"):
-        return module.KerasSequential
-    from jaxembed.nn import KerasSequential  # pragma: no cover - the new layout
+    from jaxembed.nn import KerasSequential
 
     return KerasSequential
 
