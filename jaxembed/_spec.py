@@ -231,7 +231,9 @@ class EmbeddingSpec:
         """The starting table: ``weights`` if given (checked), else drawn from the initializer (checked)."""
         if weights is None:
             table = self.embeddings_initializer(key, self.table_shape, self.param_dtype)
-            shape, dtype = np.shape(table), getattr(table, "dtype", np.asarray(table).dtype)
+            if not hasattr(table, "shape") or not hasattr(table, "dtype"):  # a list, a scalar: no tracer
+                table = np.asarray(table)
+            shape, dtype = tuple(table.shape), table.dtype
             if shape != self.table_shape or not (
                 jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer)
             ):
