@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tarfile
 import textwrap
+import zipfile
 from pathlib import Path
 
 import jax
@@ -379,3 +380,312 @@ def test_defect_14_jsonl_strings_may_hold_unicode_line_separators(tmp_path, sepa
     path.write_text("\r\n".join(json.dumps(row, ensure_ascii=False) for row in rows) + "\n", newline="")
     data = datasets.load_text_table(path)
     assert data.texts == [f"one{separator}two", "three"] and data.class_names == ["a", "b"]
+
+
+# ------------------------------------------------ 1, 15, 16, 13: Keras files
+def _keras_model(rows: int = 20, dim: int = 4):
+    import jaxembed
+    from jaxembed.nn import KerasSequential
+
+    layer = jaxembed.Embedding(rows, dim, rngs=0)
+    layer.embeddings[...] = jnp.arange(rows * dim, dtype=jnp.float32).reshape(rows, dim) + 0.25
+    return KerasSequential([layer, jaxembed.GlobalAveragePooling1D()])
+
+
+def _hostile_weights(tmp_path: Path, kind: str) -> tuple[Path, Path]:
+    import h5py
+
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(np.full(80, 7.0, np.float32).tobytes())
+    path = tmp_path / f"{kind}.weights.h5"
+    with h5py.File(path, "w") as h5:
+        h5.create_group("vars")
+        group = h5.create_group("layers/embedding/vars")
+        if kind == "external_storage":
+            group.create_dataset("0", shape=(20, 4), dtype="f4", external=[(str(secret), 0, 320)])
+        elif kind == "external_link":
+            group["0"] = h5py.ExternalLink(str(tmp_path / "other.h5"), "/table")
+            with h5py.File(tmp_path / "other.h5", "w") as other:
+                other["table"] = np.full((20, 4), 7.0, np.float32)
+        elif kind == "soft_link":
+            h5["stash"] = np.full((20, 4), 7.0, np.float32)
+            group["0"] = h5py.SoftLink("/stash")
+        elif kind == "virtual":
+            with h5py.File(tmp_path / "other.h5", "w") as other:
+                other["table"] = np.full((20, 4), 7.0, np.float32)
+            layout = h5py.VirtualLayout(shape=(20, 4), dtype="f4")
+            layout[:] = h5py.VirtualSource(str(tmp_path / "other.h5"), "table", shape=(20, 4))
+            group.create_virtual_dataset("0", layout)
+    return path, secret
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        ("external_storage", r"dataset '/layers/embedding/vars/0' keeps its data in external files"),
+        ("external_link", r"external link at '/layers/embedding/vars/0'"),
+        ("soft_link", r"soft link at '/layers/embedding/vars/0' to '/stash'"),
+        ("virtual", r"dataset '/layers/embedding/vars/0' is a virtual dataset"),
+    ],
+)
+def test_defect_01_hdf5_files_cannot_make_the_loader_read_another_file(tmp_path, kind, message):
+    from jaxembed.keras import io as keras_io
+
+    path, _ = _hostile_weights(tmp_path, kind)
+    for load in (keras_io.list_embeddings, keras_io.load_embedding):
+        with pytest.raises(keras_io.KerasFileError, match=rf"{kind}.weights.h5.*" + message):
+            load(path)
+    # The same file inside a .keras archive (read from memory: relative names would resolve
+    # against the working folder).
+    archive = tmp_path / f"{kind}.keras"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("config.json", "{}")
+        zipped.write(path, "model.weights.h5")
+    with pytest.raises(keras_io.KerasFileError, match=message):
+        keras_io.load_embedding(archive, input_dim=20, output_dim=4)
+
+
+def _data_offset(raw: bytes, table: np.ndarray) -> int:
+    return raw.index(np.ascontiguousarray(table).tobytes()[:64])
+
+
+def test_defect_15_weights_files_carry_a_checksum_that_is_verified(tmp_path):
+    import h5py
+
+    from jaxembed.keras import io as keras_io
+
+    model = _keras_model()
+    path = tmp_path / "m.weights.h5"
+    keras_io.save_weights(model, path)
+    with h5py.File(path) as h5:
+        assert h5["layers/embedding/vars/0"].fletcher32
+    table = np.asarray(model.layers[0].embeddings[...])
+    raw = path.read_bytes()
+    start = _data_offset(raw, table)
+    for offset in range(0, table.nbytes, table.nbytes // 15):
+        damaged = bytearray(raw)
+        damaged[start + offset] ^= 0x04
+        path.write_bytes(bytes(damaged))
+        with pytest.raises(keras_io.KerasFileError, match=r"cannot be read|damaged"):
+            keras_io.load_embedding(path)
+
+
+def test_defect_15_keras_reads_the_checksummed_weights_file(tmp_path):
+    keras = pytest.importorskip("keras", reason="reading the file with Keras needs keras")
+    from jaxembed.keras import io as keras_io
+
+    model = _keras_model()
+    path = tmp_path / "m.weights.h5"
+    keras_io.save_weights(model, path)
+    theirs = keras.Sequential([keras.Input((3,), dtype="int32"), keras.layers.Embedding(20, 4)])
+    theirs.add(keras.layers.GlobalAveragePooling1D())
+    theirs.load_weights(path)
+    np.testing.assert_array_equal(
+        theirs.layers[0].get_weights()[0], np.asarray(model.layers[0].embeddings[...])
+    )
+
+
+@pytest.mark.parametrize("member", ["../evil.txt", "/etc/evil", "assets/../../x", "..\\windows.txt"])
+def test_defect_16_keras_archives_with_escaping_member_names_are_refused(tmp_path, member):
+    from jaxembed.keras import io as keras_io
+
+    path = tmp_path / "m.keras"
+    keras_io.save_model(_keras_model(), path)
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.writestr(member, "x")
+    with pytest.raises(keras_io.KerasFileError, match=r"m.keras.*not a safe .keras archive.*member"):
+        keras_io.load_model(path)
+
+
+def test_defect_13_damaged_compressed_keras_archive_and_bad_config(tmp_path):
+    from jaxembed.keras import io as keras_io
+
+    plain = tmp_path / "plain.keras"
+    keras_io.save_model(_keras_model(200, 16), plain)
+    compressed = tmp_path / "c.keras"
+    with zipfile.ZipFile(plain) as source, zipfile.ZipFile(compressed, "w", zipfile.ZIP_DEFLATED) as target:
+        for name in source.namelist():
+            target.writestr(name, source.read(name))
+    raw = compressed.read_bytes()
+    start = raw.index(b"model.weights.h5") + 60
+    for offset in range(0, 400, 50):
+        damaged = bytearray(raw)
+        damaged[start + offset] ^= 0x5A
+        compressed.write_bytes(bytes(damaged))
+        with pytest.raises(keras_io.KerasFileError, match=r"c.keras"):
+            keras_io.load_model(compressed)
+    for config in ("[1, 2]", "3", '"text"'):
+        path = tmp_path / "cfg.keras"
+        with zipfile.ZipFile(plain) as source, zipfile.ZipFile(path, "w") as target:
+            for name in source.namelist():
+                target.writestr(name, config if name == "config.json" else source.read(name))
+        with pytest.raises(keras_io.KerasFileError, match=r"cfg.keras.*config.json holds a JSON"):
+            keras_io.load_model(path)
+
+
+def test_defect_13_quantization_config_with_a_bad_block_size_names_it():
+    import jaxembed
+
+    with pytest.raises(
+        ValueError, match=r"`quantization_config` must be .*Received: quantization_config='int4/abc'"
+    ):
+        jaxembed.Embedding(8, 4, quantization_config="int4/abc", rngs=0)
+
+
+# ------------------------------------------------ 2, 12, 14: training callbacks
+def _trainer(rows: int = 8):
+    import optax
+
+    import jaxembed
+    from jaxembed.train import Trainer
+
+    model = jaxembed.Embedding(rows, 2, rngs=0)
+    return Trainer(model, optax.sgd(0.1), lambda m, ids: jnp.mean(m(ids) ** 2))
+
+
+def test_defect_02_a_nan_epoch_never_replaces_the_best_checkpoint(tmp_path):
+    from jaxembed.train import ModelCheckpoint
+
+    trainer = _trainer()
+    callback = ModelCheckpoint(tmp_path / "best-{epoch}.jxe", monitor="val_loss", save_best_only=True)
+    for epoch, loss in enumerate([1.0, float("nan"), 2.0, float("-inf"), 0.5, float("nan")]):
+        callback.on_epoch_end(epoch, {"val_loss": loss}, trainer)
+    assert [Path(p).name for p in callback.saved] == ["best-0.jxe", "best-4.jxe"]
+    assert callback.best == -0.5
+    accuracy = ModelCheckpoint(tmp_path / "acc-{epoch}.jxe", monitor="val_acc", save_best_only=True)
+    for epoch, value in enumerate([0.5, float("inf"), 0.7]):
+        accuracy.on_epoch_end(epoch, {"val_acc": value}, trainer)
+    assert [Path(p).name for p in accuracy.saved] == ["acc-0.jxe", "acc-2.jxe"]
+
+
+def test_defect_02_early_stopping_never_counts_nan_or_inf_as_improvement():
+    from jaxembed.train import EarlyStopping
+
+    trainer = _trainer()
+    stopper = EarlyStopping(monitor="loss", patience=2)
+    stopper.on_train_begin(trainer)
+    trainer.stop_training = False
+    for epoch, loss in enumerate([1.0, float("-inf"), float("nan")]):
+        stopper.on_epoch_end(epoch, {"loss": loss}, trainer)
+    assert stopper.best == -1.0 and trainer.stop_training and stopper.stopped_epoch == 2
+
+
+def test_defect_06_the_trainer_refuses_int64_ids_that_int32_would_wrap():
+    trainer = _trainer(8)
+    before = np.asarray(trainer.state.params["embeddings"][...]).copy()
+    for ids in (np.array([2**32 + 1, 0], np.int64), np.array([2**31], np.uint64), np.array([-(2**31) - 1])):
+        with pytest.raises(ValueError, match=rf"holds {int(ids[0])}, outside int32"):
+            trainer.train_step(ids)
+        with pytest.raises(ValueError, match=r"outside int32"):
+            trainer.eval_step(ids)
+    np.testing.assert_array_equal(
+        np.asarray(trainer.state.params["embeddings"][...]), before
+    )  # row 1 untouched
+    trainer.train_step(np.array([1, 7], np.int64))  # ids that fit are fine
+
+
+def test_defect_06_input_dim_above_int32_is_refused():
+    import jaxembed
+
+    with pytest.raises(
+        ValueError, match=r"`input_dim` must be at most 2\*\*31 - 1 .* Received: input_dim=2147483648"
+    ):
+        jaxembed.Embedding(2**31, 2, rngs=0)
+
+
+@pytest.mark.parametrize(
+    "initializer",
+    [
+        lambda key, shape, dtype: jnp.zeros((5, 3), dtype),
+        lambda key, shape, dtype: jnp.zeros((), dtype),
+        lambda key, shape, dtype: jnp.zeros((8,), dtype),
+        lambda key, shape, dtype: jnp.zeros(shape, jnp.complex64),
+        lambda key, shape, dtype: np.zeros(shape, bool),
+    ],
+)
+def test_defect_11_initializer_results_are_checked(initializer):
+    import jaxembed
+
+    with pytest.raises(
+        ValueError, match=r"`embeddings_initializer` must return an array of shape .* \(4, 2\)"
+    ):
+        jaxembed.Embedding(4, 2, embeddings_initializer=initializer, rngs=0)
+
+
+def test_defect_11_a_correct_custom_initializer_still_works():
+    import jaxembed
+
+    layer = jaxembed.Embedding(4, 2, embeddings_initializer=lambda k, s, d: jnp.ones(s, d), rngs=0)
+    assert layer.embeddings[...].tolist() == [[1.0, 1.0]] * 4
+
+
+def _diverging_trainer():
+    import optax
+
+    import jaxembed
+    from jaxembed.train import Trainer
+
+    model = jaxembed.Embedding(4, 2, rngs=0)
+    return Trainer(model, optax.sgd(1e30), lambda m, ids: jnp.sum(m(ids) ** 4))
+
+
+def test_defect_12_fit_warns_once_on_a_non_finite_loss():
+    from jaxembed.train import fit
+
+    with pytest.warns(RuntimeWarning, match=r"fit: the loss is (nan|inf) at step \d+") as caught:
+        fit(_diverging_trainer(), [jnp.array([0, 1])] * 5, epochs=3, progress=False)
+    assert len([w for w in caught if issubclass(w.category, RuntimeWarning)]) == 1
+
+
+@pytest.mark.parametrize("how", ["callback", "argument"])
+def test_defect_12_terminate_on_nan_stops_training(how):
+    from jaxembed.train import TerminateOnNaN, fit
+
+    trainer = _diverging_trainer()
+    stopper = TerminateOnNaN()
+    kwargs = {"callbacks": [stopper]} if how == "callback" else {"terminate_on_nan": True}
+    with pytest.warns(RuntimeWarning, match="not finite"):
+        history = fit(trainer, [jnp.array([0, 1])] * 4, epochs=50, progress=False, log_every=1, **kwargs)
+    assert trainer.stop_training and len(history.epoch) == 1 and len(history.step_losses) < 4
+    if how == "callback":
+        assert stopper.stopped_step == len(history.step_losses)
+
+
+def test_defect_14_complex_weights_are_refused():
+    import jaxembed
+
+    with pytest.raises(ValueError, match=r"`weights` must be real numbers.*complex128"):
+        jaxembed.Embedding(2, 2, weights=np.ones((2, 2), complex))
+    layer = jaxembed.Embedding(2, 2, rngs=0)
+    with pytest.raises(ValueError, match=r"`weights` must be real numbers"):
+        layer.set_weights([np.ones((2, 2), complex)])
+
+
+@pytest.mark.parametrize("alpha", [float("nan"), float("inf"), -1.0])
+def test_defect_14_lora_alpha_must_be_finite_and_positive(alpha):
+    import jaxembed
+
+    with pytest.raises(ValueError, match=r"`lora_alpha` must be a positive finite number"):
+        jaxembed.Embedding(4, 2, rngs=0).enable_lora(2, lora_alpha=alpha)
+    with pytest.raises(ValueError, match=r"`lora_alpha` must be a positive finite number"):
+        jaxembed.Embedding(4, 2, lora_rank=2, lora_alpha=alpha, rngs=0)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"patience": -1}, r"`patience` must be a non-negative integer. Received: patience=-1"),
+        (
+            {"patience": "3"},
+            r"`patience` must be a non-negative integer. Received: patience='3' \(of type str\)",
+        ),
+        ({"patience": 1.5}, r"`patience` must be a non-negative integer"),
+        ({"min_delta": float("nan")}, r"`min_delta` must be a finite number"),
+        ({"baseline": float("inf")}, r"`baseline` must be a finite number or None"),
+    ],
+)
+def test_defect_14_early_stopping_arguments_are_checked(arguments, message):
+    from jaxembed.train import EarlyStopping
+
+    with pytest.raises(ValueError, match=message):
+        EarlyStopping(**arguments)
