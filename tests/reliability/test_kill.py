@@ -28,6 +28,8 @@ from pathlib import Path
 import _savers
 import pytest
 
+pytestmark = pytest.mark.slow  # about 5 s per save function; outside the fast loop, inside CI
+
 TRIES = int(os.environ.get("JAXEMBED_KILL_TRIES", "3"))
 _CONTEXT = multiprocessing.get_context("forkserver")
 _CONTEXT.set_forkserver_preload(["_preload", "jaxembed", "jax", "optax", "h5py", "matplotlib.pyplot"])

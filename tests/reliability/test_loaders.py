@@ -113,11 +113,54 @@ def make_jsonl(folder: Path) -> Path:
     return path
 
 
+def _keras_model() -> Any:
+    import jaxembed
+    from jaxembed.nn import KerasSequential
+
+    layer = jaxembed.Embedding(64, 8, rngs=0)
+    layer.embeddings[...] = jnp.arange(512.0, dtype=jnp.float32).reshape(64, 8) / 7
+    return KerasSequential([layer, jaxembed.GlobalAveragePooling1D()])
+
+
+def make_weights(folder: Path) -> Path:
+    from jaxembed.keras import io as keras_io
+
+    keras_io.save_weights(_keras_model(), folder / "m.weights.h5")
+    return folder / "m.weights.h5"
+
+
+def make_keras(folder: Path) -> Path:
+    from jaxembed.keras import io as keras_io
+
+    keras_io.save_model(_keras_model(), folder / "m.keras")
+    return folder / "m.keras"
+
+
+def _keras_error() -> type[BaseException]:
+    from jaxembed.keras import io as keras_io
+
+    return keras_io.KerasFileError
+
+
+def load_weights(path: Path) -> Any:
+    from jaxembed.keras import io as keras_io
+
+    return np.asarray(keras_io.load_embedding(path).embeddings[...]).tolist()
+
+
+def load_keras(path: Path) -> Any:
+    from jaxembed.keras import io as keras_io
+
+    return np.asarray(keras_io.load_model(path).layers[0].embeddings[...]).tolist()
+
+
 def _dataset(data: Any) -> Any:
     return data.texts, data.labels.tolist(), data.class_names
 
 
 LOADERS = [
+    Loader("load_embedding(.weights.h5)", make_weights, load_weights, (_keras_error(),), True),
+    Loader("load_model(.keras)", make_keras, load_keras, (_keras_error(),), True),
     Loader(
         "restore_checkpoint",
         make_checkpoint,

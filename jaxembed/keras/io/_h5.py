@@ -154,6 +154,10 @@ def _open(path: str | os.PathLike) -> Iterator[_KerasFile]:
     try:
         _check_hdf5(h5, path)
         yield _KerasFile(h5, config)
+    except KerasFileError as error:
+        if path in str(error):
+            raise
+        raise KerasFileError(f"{path!r}: {error}") from None  # a damaged dataset found while reading
     finally:
         h5.close()
 
