@@ -171,11 +171,27 @@ def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     recover_folder(path, clean=True)
     temporary = Path(tempfile.mkdtemp(prefix=f".{path.name}.new-", dir=path.parent))
-    aside = None
     try:
         yield temporary
-        os.chmod(temporary, _new_file_mode() | ((_new_file_mode() & 0o444) >> 2))  # r -> x for folders
-        _fsync_tree(temporary)
+        swap_folder(temporary, path)
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+
+
+def swap_folder(temporary: str | os.PathLike, path: str | os.PathLike) -> Path:
+    """Syncs the complete folder ``temporary`` and puts it at ``path``, replacing any old folder there.
+
+    The old folder is renamed aside (``.NAME.old-*``), the new one renamed in, and the
+    old one deleted; :func:`recover_folder` undoes a kill between the two renames. If the
+    second rename fails, the old folder is put back. :func:`atomic_folder` ends with this;
+    call it directly when several processes wrote ``temporary`` together.
+    """
+    temporary, path = Path(temporary), Path(path).absolute()
+    os.chmod(temporary, _new_file_mode() | ((_new_file_mode() & 0o444) >> 2))  # r -> x for folders
+    _fsync_tree(temporary)
+    aside = None
+    try:
         if path.exists():
             aside = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
             os.rmdir(aside)  # only the unique name is wanted
@@ -184,9 +200,8 @@ def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         if aside is not None and not path.exists():
             os.rename(aside, path)
-            aside = None
-        shutil.rmtree(temporary, ignore_errors=True)
         raise
     _fsync_folder(path.parent)
     if aside is not None:
         shutil.rmtree(aside, ignore_errors=True)
+    return path

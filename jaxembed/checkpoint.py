@@ -464,11 +464,32 @@ def save_sharded_checkpoint(path: str | os.PathLike, tree: Any, *, overwrite: bo
         raise FileExistsError(
             f"A checkpoint already exists at {str(path)!r}; pass overwrite=True to replace it."
         )
+    if jax.process_count() > 1:
+        return _save_sharded_multiprocess(ocp, path, tree)
     with _files.atomic_folder(path) as temporary:
         with ocp.StandardCheckpointer() as checkpointer:
             checkpointer.save(temporary, tree, force=True)  # our own empty folder
             checkpointer.wait_until_finished()
         write_orbax_manifest(temporary, tree)
+    return path
+
+
+def _save_sharded_multiprocess(ocp: Any, path: Path, tree: Any) -> Path:
+    """Every process writes its shards into one shared new folder; process 0 seals and swaps it in."""
+    from jax.experimental import multihost_utils
+
+    temporary = path.parent / f".{path.name}.new-processes"
+    if jax.process_index() == 0:
+        _files.recover_folder(path, clean=True)  # also removes a stale shared folder
+    multihost_utils.sync_global_devices(f"jaxembed save {path}: start")
+    with ocp.StandardCheckpointer() as checkpointer:
+        checkpointer.save(temporary, tree, force=True)
+        checkpointer.wait_until_finished()
+    multihost_utils.sync_global_devices(f"jaxembed save {path}: written")
+    if jax.process_index() == 0:
+        write_orbax_manifest(temporary, tree)  # arrays split over processes: covered by file checksums
+        _files.swap_folder(temporary, path)
+    multihost_utils.sync_global_devices(f"jaxembed save {path}: swapped")
     return path
 
 
