@@ -11,7 +11,7 @@ in progress is printed and must be positive.
 The default run makes ``JAXEMBED_KILL_TRIES`` (default 3) kills per save function; the full
 run makes more and writes the statistics to a file::
 
-    JAXEMBED_KILL_TRIES=40 JAXEMBED_KILL_REPORT=benchmarks/results/kill_tests.txt \
+    JAXEMBED_KILL_TRIES=20 JAXEMBED_KILL_REPORT=benchmarks/results/kill_tests.txt \
         python -m pytest tests/reliability/test_kill.py
 
 (``-s`` shows the statistics of any run.)
