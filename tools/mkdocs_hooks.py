@@ -56,6 +56,7 @@ TOPIC_ORDER = [
     ("Migrating from Keras", "keras.md"),
     ("Scaling", "scaling.md"),
     ("Looking at embeddings", "looking-at-embeddings.md"),
+    ("Reliability", "reliability.md"),
 ]
 SPECIAL_PAGES = {"index.md", "api.md", "benchmarks.md"}
 API_INDEX_MARKER = "<!-- api-index -->"
