@@ -33,6 +33,7 @@ Examples:
 from __future__ import annotations
 
 import collections
+import hashlib
 import json
 import os
 import re
@@ -62,7 +63,7 @@ STANDARDIZE_MODES: tuple[str, ...] = ("lower_and_strip_punctuation", "lower", "s
 """The named ``standardize`` modes (``None`` and callables are accepted too)."""
 
 _FORMAT = "jaxembed-text-vectorizer"
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 2  # 2 adds the "sha256" of config and vocabulary; files of version 1 still load
 # ASCII-only lowercasing (tf.strings.lower without an encoding) and Keras's punctuation set,
 # which is exactly string.punctuation.
 _ASCII_LOWER = {
@@ -74,6 +75,11 @@ _LOWER_AND_STRIP = {**_ASCII_LOWER, **_STRIP}
 # \x1c-\x1f, \x85, \xa0 and other Unicode spaces, so it is used only when none are present.
 _PYTHON_ONLY_SPACE = re.compile(r"[\x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]")
 _ASCII_SPACE = re.compile(r"[ \t\n\v\f\r]+")
+
+
+def _content_digest(config: Any, vocabulary: Any) -> str:
+    canonical = json.dumps([config, vocabulary], ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 def _split(text: str) -> list[str]:
@@ -223,11 +229,26 @@ class TextVectorizer:
             ['', '[UNK]', 'yes', 'no']
         """
         if isinstance(vocabulary, (str, os.PathLike)):
-            path = Path(vocabulary)
-            if not path.is_file():
-                raise FileNotFoundError(f"No vocabulary file at {str(path)!r}.")
+            source = vocabulary
+            vocabulary = self._read_vocabulary_file(Path(vocabulary))
+            try:
+                self._check_and_set(vocabulary)
+            except (ValueError, TypeError) as error:
+                raise ValueError(f"The vocabulary file {str(source)!r} is not usable: {error}") from None
+        else:
+            self._check_and_set(vocabulary)
+
+    @staticmethod
+    def _read_vocabulary_file(path: Path) -> list[str]:
+        if not path.is_file():
+            raise FileNotFoundError(f"No vocabulary file at {str(path)!r}.")
+        try:
             text = path.read_text(encoding="utf-8")
-            vocabulary = text[:-1].split("\n") if text.endswith("\n") else text.split("\n")
+        except UnicodeDecodeError as error:
+            raise ValueError(f"The vocabulary file {str(path)!r} is not UTF-8 text ({error}).") from None
+        return text[:-1].split("\n") if text.endswith("\n") else text.split("\n")
+
+    def _check_and_set(self, vocabulary: Sequence[str]) -> None:
         words = [str(token) if isinstance(token, np.str_) else token for token in vocabulary]
         if words[:1] == [PAD_TOKEN]:
             words = words[1:]
@@ -313,6 +334,9 @@ class TextVectorizer:
     def save(self, path: str | os.PathLike) -> Path:
         """Writes config and vocabulary to one JSON file atomically (temporary file, then rename).
 
+        The file also records the SHA-256 of config and vocabulary, which :meth:`load`
+        checks, so a damaged or edited file is refused rather than loaded differently.
+
         Raises:
             ValueError: when ``standardize`` is a callable (it cannot be saved).
 
@@ -328,8 +352,10 @@ class TextVectorizer:
                 "A TextVectorizer with a callable `standardize` cannot be saved; save the vocabulary "
                 "with save_vocabulary() and rebuild the vectorizer with the same callable."
             )
-        document = {"format": _FORMAT, "version": _FORMAT_VERSION, "config": self.get_config()}
-        document["vocabulary"] = self.get_vocabulary()
+        config, vocabulary = self.get_config(), self.get_vocabulary()
+        document = {"format": _FORMAT, "version": _FORMAT_VERSION, "config": config}
+        document["vocabulary"] = vocabulary
+        document["sha256"] = _content_digest(config, vocabulary)
         return write_text(path, json.dumps(document, ensure_ascii=False) + "\n")
 
     @classmethod
@@ -338,7 +364,10 @@ class TextVectorizer:
 
         Raises:
             FileNotFoundError: for a missing file.
-            ValueError: for a file that is not a saved vectorizer (names what is wrong).
+            ValueError: for a file that is not exactly what :meth:`save` writes: another
+                format or version, a missing, extra or ill-typed key (named), an
+                ``output_mode`` or ``split`` this class does not support, or a checksum
+                that does not match (the file was damaged or edited).
         """
         path = Path(path)
         if not path.is_file():
@@ -351,18 +380,69 @@ class TextVectorizer:
             ) from None
         if not isinstance(document, dict) or document.get("format") != _FORMAT:
             raise ValueError(f"{str(path)!r} is not a saved TextVectorizer (no format {_FORMAT!r} field).")
-        if document.get("version") != _FORMAT_VERSION:
+        if document.get("version") not in (1, _FORMAT_VERSION):
             raise ValueError(
                 f"{str(path)!r} has format version {document.get('version')!r}; "
-                f"this jaxembed reads version {_FORMAT_VERSION}."
+                f"this jaxembed reads versions 1 and {_FORMAT_VERSION}."
             )
-        config = document["config"]
-        return cls(
-            config["max_tokens"],
-            standardize=config["standardize"],
-            output_sequence_length=config["output_sequence_length"],
-            vocabulary=document["vocabulary"],
+        return cls._from_document(document, path)
+
+    @classmethod
+    def _from_document(cls, document: dict[str, Any], path: Path) -> TextVectorizer:
+        where = f"{str(path)!r} is not a saved TextVectorizer"
+        keys = {"format", "version", "config", "vocabulary"} | (
+            {"sha256"} if document["version"] == 2 else set()
         )
+        if set(document) != keys:
+            raise ValueError(f"{where}: its keys are {sorted(document)}; expected exactly {sorted(keys)}.")
+        config = document["config"]
+        config_keys = {"max_tokens", "standardize", "split", "output_mode", "output_sequence_length"}
+        if not isinstance(config, dict) or set(config) != config_keys:
+            found = sorted(config) if isinstance(config, dict) else type(config).__name__
+            raise ValueError(
+                f"{where}: 'config' is {found}; expected a map of exactly {sorted(config_keys)}."
+            )
+        for key, wanted in (("split", "whitespace"), ("output_mode", "int")):
+            if config[key] != wanted:
+                raise ValueError(
+                    f"{where}: config key {key!r} is {config[key]!r}; "
+                    f"this TextVectorizer supports only {wanted!r}."
+                )
+        if config["standardize"] is not None and config["standardize"] not in STANDARDIZE_MODES:
+            raise ValueError(
+                f"{where}: config key 'standardize' is {config['standardize']!r}; expected one of "
+                f"{STANDARDIZE_MODES} or null."
+            )
+        vocabulary = document["vocabulary"]
+        # A string here would be read as a file path by set_vocabulary: only a list is a saved vocabulary.
+        if not isinstance(vocabulary, list) or not all(isinstance(token, str) for token in vocabulary):
+            raise ValueError(
+                f"{where}: 'vocabulary' must be a list of strings (the tokens); "
+                f"got {type(vocabulary).__name__}."
+            )
+        if vocabulary[:2] != [PAD_TOKEN, OOV_TOKEN]:
+            raise ValueError(
+                f"{where}: 'vocabulary' must start with {PAD_TOKEN!r} and {OOV_TOKEN!r}, as save() "
+                f"writes it; it starts with {vocabulary[:2]!r}."
+            )
+        if "sha256" in keys and document["sha256"] != _content_digest(config, vocabulary):
+            raise ValueError(
+                f"{str(path)!r} is corrupted: the SHA-256 of its config and vocabulary does not match "
+                "its 'sha256' key (the file was modified or damaged after saving)."
+            )
+        for key in ("max_tokens", "output_sequence_length"):
+            value = config[key]
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise ValueError(f"{where}: config key {key!r} is {value!r}; expected an integer or null.")
+        try:
+            return cls(
+                config["max_tokens"],
+                standardize=config["standardize"],
+                output_sequence_length=config["output_sequence_length"],
+                vocabulary=vocabulary,
+            )
+        except (ValueError, TypeError) as error:
+            raise ValueError(f"{where}: {error}") from None
 
     def save_vocabulary(self, path: str | os.PathLike) -> Path:
         """Writes the learned words one per line (UTF-8), atomically, without ``""`` and ``"[UNK]"``.

@@ -364,6 +364,11 @@ class Embedding(nnx.Module):
             raise ValueError(
                 f"`set_weights` expects {len(names)} arrays ({', '.join(names)}). Received {len(weights)}."
             )
+        for name, value in zip(names, weights):
+            if np.iscomplexobj(value):
+                raise ValueError(
+                    f"`set_weights`: {name} must be real numbers. Received dtype {np.asarray(value).dtype}."
+                )
         start = 0
         chunks = []
         for part in self._keras_ordered_parts():
