@@ -17,9 +17,12 @@ Examples:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+import inspect
+import operator
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -29,8 +32,18 @@ from jaxembed import ops
 from jaxembed._checks import positive_int
 from jaxembed.keras import constraints, initializers, regularizers
 from jaxembed.tables import _quant as quant
+from jaxembed.tables._parts import DenseTable, LoRAPart, QuantizedTablePart
 
-__all__ = ["EmbeddingSpec", "parse_dtype", "parse_quantization_config"]
+__all__ = [
+    "Argument",
+    "ARGUMENTS",
+    "EmbeddingSpec",
+    "Quantization",
+    "parse_dtype",
+    "parse_quantization_config",
+    "quantization_arguments",
+    "resolve_quantize_arguments",
+]
 
 _DEFAULT_NAME = "embedding"
 _MIXED_POLICIES = {"mixed_float16": "float16", "mixed_bfloat16": "bfloat16"}
@@ -104,6 +117,88 @@ def _input_length(value: Any) -> tuple[int | None, ...] | None:
     return tuple(None if v is None else positive_int("input_length", v) for v in items)
 
 
+_REQUIRED = inspect.Parameter.empty
+
+
+@dataclasses.dataclass(frozen=True)
+class Argument:
+    """One of the Embedding layer's Keras arguments: its name, default and type.
+
+    Attributes:
+        name: the Keras name.
+        default: the default (``inspect.Parameter.empty`` for ``input_dim`` and ``output_dim``).
+        annotation: the type, as a string (for signatures and Linen fields).
+    """
+
+    name: str
+    default: Any
+    annotation: str
+
+    @property
+    def required(self) -> bool:
+        """Whether the argument has no default."""
+        return self.default is _REQUIRED
+
+
+ARGUMENTS: tuple[Argument, ...] = (
+    Argument("input_dim", _REQUIRED, "int"),
+    Argument("output_dim", _REQUIRED, "int"),
+    Argument("embeddings_initializer", "uniform", "Any"),
+    Argument("embeddings_regularizer", None, "Any"),
+    Argument("embeddings_constraint", None, "Any"),
+    Argument("activity_regularizer", None, "Any"),
+    Argument("mask_zero", False, "bool"),
+    Argument("input_length", None, "int | Sequence[int | None] | None"),
+    Argument("name", None, "str | None"),
+    Argument("trainable", True, "bool"),
+    Argument("dtype", None, "Any"),
+    Argument("param_dtype", None, "Any"),
+    Argument("lookup", "take", "ops.LookupMethod"),
+    Argument("invalid_ids", "nan", "ops.InvalidIds"),
+)
+"""The 14 arguments of an Embedding, spelled out once: :meth:`EmbeddingSpec.create`, the NNX
+constructor's signature and the Linen module's fields all come from this tuple."""
+KERAS_ARGUMENT_NAMES: tuple[str, ...] = tuple(a.name for a in ARGUMENTS)
+"""The names in :data:`ARGUMENTS`, in order."""
+
+
+def arguments_with_defaults(input_dim: Any, output_dim: Any, arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """All 14 arguments: the given ones over the schema's defaults (unknown names raise ``TypeError``).
+
+    Examples:
+        >>> arguments_with_defaults(4, 2, {"mask_zero": True})["lookup"]
+        'take'
+    """
+    unknown = sorted(set(arguments) - set(KERAS_ARGUMENT_NAMES[2:]))
+    if unknown:
+        raise TypeError(
+            f"Unexpected Embedding argument(s) {unknown}. Expected a subset of {list(KERAS_ARGUMENT_NAMES)}."
+        )
+    values = {a.name: a.default for a in ARGUMENTS[2:]} | dict(arguments)
+    return {"input_dim": input_dim, "output_dim": output_dim, **values}
+
+
+def with_keras_arguments(init: Callable) -> Callable:
+    """Gives ``init(self, input_dim, output_dim, *, ..., **arguments)`` the signature that names
+    the schema's arguments (what ``inspect.signature`` and ``help()`` show); ``**arguments`` is
+    checked by :meth:`EmbeddingSpec.create`.
+
+    Examples:
+        >>> @with_keras_arguments
+        ... def init(self, input_dim, output_dim, *, rngs=None, **arguments): ...
+        >>> list(inspect.signature(init).parameters)[3:6]
+        ['embeddings_initializer', 'embeddings_regularizer', 'embeddings_constraint']
+    """
+    own = inspect.signature(init)
+    params = [p for p in own.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    keras = [
+        inspect.Parameter(a.name, inspect.Parameter.KEYWORD_ONLY, default=a.default, annotation=a.annotation)
+        for a in ARGUMENTS[2:]
+    ]
+    init.__signature__ = own.replace(parameters=params[:3] + keras + params[3:])
+    return init
+
+
 @dataclasses.dataclass(frozen=True)
 class EmbeddingSpec:
     """Validated, hashable arguments of an Embedding layer (use :meth:`create`)."""
@@ -122,37 +217,22 @@ class EmbeddingSpec:
     param_dtype: jnp.dtype
     lookup: str
     invalid_ids: str
-    # LoRA and quantization (Keras 3); set by ``Embedding.enable_lora`` / ``Embedding.quantize``.
-    lora_rank: int | None = None
-    lora_alpha: float | None = None
-    quantization_mode: str | None = None
-    quantization_block_size: int | None = None
+    # The parts (jaxembed.tables): swapped by ``Embedding.quantize`` / ``Embedding.enable_lora``.
+    table: DenseTable | QuantizedTablePart = DenseTable()
+    lora: LoRAPart | None = None
 
     @classmethod
-    def create(
-        cls,
-        input_dim: int,
-        output_dim: int,
-        *,
-        embeddings_initializer: Any = "uniform",
-        embeddings_regularizer: Any = None,
-        embeddings_constraint: Any = None,
-        activity_regularizer: Any = None,
-        mask_zero: bool = False,
-        input_length: int | Sequence[int | None] | None = None,
-        name: str | None = None,
-        trainable: bool = True,
-        dtype: Any = None,
-        param_dtype: Any = None,
-        lookup: str = "take",
-        invalid_ids: str = "nan",
-    ) -> EmbeddingSpec:
-        """Checks every argument and resolves Keras identifiers.
+    def create(cls, input_dim: int, output_dim: int, **arguments: Any) -> EmbeddingSpec:
+        """Checks every argument (the names and defaults of :data:`ARGUMENTS`) and resolves Keras identifiers.
 
         Raises:
+            TypeError: for a name that is not one of :data:`ARGUMENTS`.
             ValueError: for a non-positive or non-integer size, an unknown
                 initializer/regularizer/constraint/lookup name, a non-float dtype.
         """
+        a = arguments_with_defaults(input_dim, output_dim, arguments)
+        dtype, param_dtype, mask_zero = a["dtype"], a["param_dtype"], a["mask_zero"]
+        trainable, name = a["trainable"], a["name"]
         # Flax semantics for a plain dtype (compute only; the table stays float32 unless
         # param_dtype says otherwise); Keras semantics for a policy ("mixed_bfloat16", a
         # DTypePolicy object or dict), which names both.
@@ -172,19 +252,49 @@ class EmbeddingSpec:
         return cls(
             input_dim=_input_dim(input_dim),
             output_dim=positive_int("output_dim", output_dim),
-            embeddings_initializer=initializers.get(embeddings_initializer),
-            embeddings_regularizer=regularizers.get(embeddings_regularizer),
-            embeddings_constraint=constraints.get(embeddings_constraint),
-            activity_regularizer=regularizers.get(activity_regularizer),
+            embeddings_initializer=initializers.get(a["embeddings_initializer"]),
+            embeddings_regularizer=regularizers.get(a["embeddings_regularizer"]),
+            embeddings_constraint=constraints.get(a["embeddings_constraint"]),
+            activity_regularizer=regularizers.get(a["activity_regularizer"]),
             mask_zero=bool(mask_zero),
-            input_length=_input_length(input_length),
+            input_length=_input_length(a["input_length"]),
             name=name or _DEFAULT_NAME,
             trainable=bool(trainable),
             dtype=compute or variable,
             param_dtype=variable,
-            lookup=ops._check_lookup_method(lookup),
-            invalid_ids=ops._check_invalid_ids_mode(invalid_ids),
+            lookup=ops._check_lookup_method(a["lookup"]),
+            invalid_ids=ops._check_invalid_ids_mode(a["invalid_ids"]),
         )
+
+    # ------------------------------------------------------------------ parts
+    @property
+    def quantization_mode(self) -> str | None:
+        """``"int8"``/``"int4"`` for a quantized table part, else ``None`` (Keras's attribute)."""
+        return getattr(self.table, "mode", None)
+
+    @property
+    def quantization_block_size(self) -> int | None:
+        """The int4 block size (``None``: per row, or not int4)."""
+        return getattr(self.table, "block_size", None)
+
+    @property
+    def quantization_value_range(self) -> tuple[int, int] | None:
+        """A custom int8 ``AbsMaxQuantizer`` range (``None``: Keras's default, or not int8)."""
+        return getattr(self.table, "value_range", None)
+
+    @property
+    def lora_rank(self) -> int | None:
+        """The LoRA part's rank, or ``None`` without one."""
+        return None if self.lora is None else self.lora.rank
+
+    @property
+    def lora_alpha(self) -> float | None:
+        """The LoRA part's ``alpha``, or ``None`` without one."""
+        return None if self.lora is None else self.lora.alpha
+
+    def keras_arguments(self) -> dict[str, Any]:
+        """The 14 arguments as resolved objects, by :data:`ARGUMENTS` name (for :meth:`create`)."""
+        return {name: getattr(self, name) for name in KERAS_ARGUMENT_NAMES}
 
     # ----------------------------------------------------------------- shapes
     @property
@@ -230,7 +340,11 @@ class EmbeddingSpec:
     def initial_table(self, key: jax.Array, weights: Any = None) -> jax.Array:
         """The starting table: ``weights`` if given (checked), else drawn from the initializer (checked)."""
         if weights is None:
-            table = self.embeddings_initializer(key, self.table_shape, self.param_dtype)
+            initializer = self.embeddings_initializer
+            if isinstance(initializer, initializers.Initializer):
+                # Chunk by chunk for large tables: no full-size float32 draw of a low-precision table.
+                return initializers.initialize_table(initializer, key, self.table_shape, self.param_dtype)
+            table = initializer(key, self.table_shape, self.param_dtype)  # a custom callable: checked
             if not hasattr(table, "shape") or not hasattr(table, "dtype"):  # a list, a scalar: no tracer
                 table = np.asarray(table)
             shape, dtype = tuple(table.shape), table.dtype
@@ -316,7 +430,9 @@ class EmbeddingSpec:
         if self.quantization_mode is not None:
             mode, block_size = self.quantization_mode, self.quantization_block_size
             config["dtype"] = _quantized_policy(mode, block_size, config["dtype"])
-            config["quantization_config"] = _quantization_config(mode, block_size)
+            config["quantization_config"] = _quantization_config(
+                mode, block_size, self.quantization_value_range
+            )
         if self.lora_rank is not None:
             config["lora_rank"] = self.lora_rank
             config["lora_alpha"] = self.lora_alpha
@@ -375,8 +491,7 @@ class EmbeddingSpec:
                     f"This config sets {key!r}; LoRA and quantized Keras embeddings are supported by "
                     "jaxembed.Embedding (Flax NNX) only."
                 )
-        spec_only = {"quantization_mode", "quantization_block_size"}
-        known = ({f.name for f in dataclasses.fields(EmbeddingSpec)} - spec_only) | {"weights"} | set(extra)
+        known = set(KERAS_ARGUMENT_NAMES) | {"weights"} | set(extra)
         unknown = sorted(set(arguments) - known)
         if unknown:
             raise ValueError(
@@ -407,9 +522,28 @@ def _quantized_policy(mode: str, block_size: int | None, source: dict[str, Any])
     }
 
 
-def _quantization_config(mode: str, block_size: int | None) -> dict[str, Any]:
-    """Keras's serialized ``Int8QuantizationConfig`` / ``Int4QuantizationConfig``."""
+def _quantization_config(
+    mode: str, block_size: int | None, value_range: tuple[int, int] | None = None
+) -> dict[str, Any]:
+    """Keras's serialized ``Int8QuantizationConfig`` / ``Int4QuantizationConfig``.
+
+    Per-channel int4 writes ``block_size: None``, as Keras does; a custom int8 value range
+    is written as the ``weight_quantizer`` Keras would write (an ``AbsMaxQuantizer``).
+    """
     if mode == "int8":
+        weight_quantizer = None
+        if value_range is not None:
+            weight_quantizer = {
+                "module": "keras.quantizers",
+                "class_name": "AbsMaxQuantizer",
+                "config": {
+                    "value_range": list(value_range),
+                    "epsilon": quant._EPSILON,
+                    "output_dtype": "int8",
+                    "axis": [-1],
+                },
+                "registered_name": None,
+            }
         quantizer = {
             "module": "keras.quantizers",
             "class_name": "AbsMaxQuantizer",
@@ -419,7 +553,7 @@ def _quantization_config(mode: str, block_size: int | None) -> dict[str, Any]:
         return {
             "module": "keras.quantizers",
             "class_name": "Int8QuantizationConfig",
-            "config": {"weight_quantizer": None, "activation_quantizer": quantizer},
+            "config": {"weight_quantizer": weight_quantizer, "activation_quantizer": quantizer},
             "registered_name": None,
         }
     return {
@@ -428,7 +562,7 @@ def _quantization_config(mode: str, block_size: int | None) -> dict[str, Any]:
         "config": {
             "weight_quantizer": None,
             "activation_quantizer": None,
-            "block_size": -1 if block_size is None else block_size,
+            "block_size": block_size,
         },
         "registered_name": None,
     }
@@ -444,8 +578,14 @@ def _source_policy(dtype: Any) -> Any:
             "config": {"name": name},
             "registered_name": None,
         }
-    if isinstance(dtype, str) and "_from_" in dtype:
-        return dtype.split("_from_", 1)[1]
+    if isinstance(dtype, str) and "_from_" in dtype:  # a Keras policy name, so Keras's semantics
+        name = dtype.split("_from_", 1)[1]
+        return {
+            "module": "keras",
+            "class_name": "DTypePolicy",
+            "config": {"name": name},
+            "registered_name": None,
+        }
     return dtype
 
 
@@ -462,31 +602,122 @@ def _input_dim(value: Any) -> int:
     return input_dim
 
 
-def parse_quantization_config(value: Any) -> tuple[str, int | None] | None:
-    """``(mode, block_size)`` from a ``quantization_config`` argument, or ``None``.
+class Quantization(NamedTuple):
+    """A layer's quantization: the mode, the int4 block size and a custom int8 value range.
+
+    Attributes:
+        mode: ``"int8"`` or ``"int4"``.
+        block_size: int4 columns per group; ``None`` for one scale per row (and for int8).
+        value_range: a custom int8 ``AbsMaxQuantizer`` range such as ``(-50, 50)``;
+            ``None`` for Keras's default ``(-127, 127)`` (int4 has only its default ``(-8, 7)``).
+    """
+
+    mode: str
+    block_size: int | None
+    value_range: tuple[int, int] | None = None
+
+
+_KERAS_QUANTIZATION_CONFIGS = ("Int8QuantizationConfig", "Int4QuantizationConfig")
+_DEFAULT_VALUE_RANGES = {"int8": (-127, 127), "int4": (-8, 7)}
+
+
+def _serialized(value: Any) -> Any:
+    """A live Keras ``QuantizationConfig`` / quantizer as the dict Keras would serialize it to."""
+    if isinstance(value, (str, Mapping, Quantization)) or not hasattr(value, "get_config"):
+        return value
+    name = type(value).__name__
+    if name not in (*_KERAS_QUANTIZATION_CONFIGS, "AbsMaxQuantizer"):
+        return {"class_name": name}  # refused by name below (a GPTQConfig may not even serialize)
+    return {"class_name": name, "config": dict(value.get_config())}
+
+
+def _weight_quantizer_range(quantizer: Any, mode: str) -> tuple[int, int] | None:
+    """The value range a ``weight_quantizer`` sets (``None``: Keras's default), or a clear refusal.
+
+    jaxembed honours what Keras's Embedding honours of an ``AbsMaxQuantizer``: the value range
+    (int8; int4 must keep ``(-8, 7)``, per channel). Any other setting is refused by name, so
+    no quantizer is ever dropped silently.
+    """
+    quantizer = _serialized(quantizer)
+    if quantizer is None:
+        return None
+    received = f"Received: weight_quantizer={quantizer!r}."
+    if not isinstance(quantizer, Mapping) or quantizer.get("class_name") != "AbsMaxQuantizer":
+        raise ValueError(f"The only weight quantizer jaxembed applies is Keras's AbsMaxQuantizer. {received}")
+    inner = quantizer.get("config") or {}
+    axis = inner.get("axis")
+    if axis is not None and list(axis if isinstance(axis, (list, tuple)) else [axis]) != [-1]:
+        raise ValueError(f"An Embedding's AbsMaxQuantizer must quantize along axis -1 (per row). {received}")
+    epsilon = inner.get("epsilon", quant._EPSILON)
+    if not np.isclose(float(epsilon), quant._EPSILON, rtol=1e-6, atol=0.0):
+        raise ValueError(
+            f"An AbsMaxQuantizer epsilon other than Keras's default {quant._EPSILON} is not supported. "
+            f"{received}"
+        )
+    if inner.get("output_dtype", "int8") != "int8":
+        raise ValueError(f"The weight quantizer's output_dtype must be 'int8', as Keras requires. {received}")
+    value_range = inner.get("value_range", _DEFAULT_VALUE_RANGES["int8"])
+    try:
+        low, high = (_integer(v) for v in value_range)
+    except (TypeError, ValueError):
+        raise ValueError(f"`value_range` must be two integers (low, high). {received}") from None
+    if mode == "int4":
+        if (low, high) != _DEFAULT_VALUE_RANGES["int4"]:
+            raise ValueError(
+                f"Int4 quantization requires a weight_quantizer with value_range=(-8, 7), as Keras does. "
+                f"{received}"
+            )
+        return None
+    if not -128 <= low < 0 < high <= 127:
+        raise ValueError(
+            f"An int8 weight quantizer's `value_range` must satisfy -128 <= low < 0 < high <= 127. {received}"
+        )
+    return None if (low, high) == _DEFAULT_VALUE_RANGES["int8"] else (low, high)
+
+
+def _integer(value: Any) -> int:
+    """``operator.index`` that also refuses bools (a value range of ``(False, True)`` is a mistake)."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError("a bool is not an integer here")
+    return operator.index(value)
+
+
+def parse_quantization_config(value: Any) -> Quantization | None:
+    """A :class:`Quantization` from a ``quantization_config`` argument, or ``None``.
 
     Accepts ``None``, a mode name (``"int8"``, ``"int4"`` = grouped with
-    block size 128), ``"int4/64"``-style policy modes, or Keras's serialized
-    ``Int8QuantizationConfig`` / ``Int4QuantizationConfig`` dicts.
+    block size 128), ``"int4/64"``-style policy modes, Keras's
+    ``Int8QuantizationConfig`` / ``Int4QuantizationConfig`` (the objects or their
+    serialized dicts) and a :class:`Quantization`. A ``weight_quantizer`` is
+    honoured (an int8 ``AbsMaxQuantizer(axis=-1, value_range=...)``; Keras's
+    defaults given explicitly) or refused with a ``ValueError``, never dropped.
     ``block_size`` ``None`` means one scale per row.
+
+    Raises:
+        ValueError: for an unknown mode or config class, or a quantizer jaxembed cannot apply.
+        NotImplementedError: for Keras modes an Embedding does not have (``"gptq"``, ``"awq"``, ``"float8"``).
 
     Examples:
         >>> parse_quantization_config("int4")
-        ('int4', 128)
-        >>> parse_quantization_config({"class_name": "Int4QuantizationConfig", "config": {"block_size": -1}})
-        ('int4', None)
+        Quantization(mode='int4', block_size=128, value_range=None)
+        >>> per_channel = {"class_name": "Int4QuantizationConfig", "config": {"block_size": None}}
+        >>> parse_quantization_config(per_channel)
+        Quantization(mode='int4', block_size=None, value_range=None)
     """
-    if value is None:
-        return None
+    value = _serialized(value)
+    if value is None or isinstance(value, Quantization):
+        return value
     if isinstance(value, str):
         mode, _, block = value.partition("/")
         quant._check_mode(mode)
         if mode == "int8":
             if block:
                 raise ValueError(f"int8 quantization takes no block size. Received: {value!r}.")
-            return "int8", None
+            return Quantization("int8", None)
+        if block == "None":  # an older Keras spelling of per-channel int4 ("int4/None_from_float32")
+            return Quantization("int4", None)
         if not block:
-            return "int4", quant.DEFAULT_INT4_BLOCK_SIZE
+            return Quantization("int4", quant.DEFAULT_INT4_BLOCK_SIZE)
         try:
             size = int(block)
         except ValueError:
@@ -494,32 +725,115 @@ def parse_quantization_config(value: Any) -> tuple[str, int | None] | None:
                 "`quantization_config` must be 'int8', 'int4' or 'int4/<block size>' with an integer block "
                 f"size (-1 for one scale per row). Received: quantization_config={value!r}."
             ) from None
-        return "int4", quant._check_block_size(size)
+        return Quantization("int4", quant._check_block_size(size))
     if isinstance(value, Mapping):
         name = value.get("class_name")
         inner = value.get("config") or {}
-        if inner.get("weight_quantizer") is not None:
+        if name not in _KERAS_QUANTIZATION_CONFIGS:
+            mode = str(name or "").removesuffix("QuantizationConfig").removesuffix("Config").lower()
+            if mode in quant._KERAS_ONLY_MODES:  # GPTQConfig, AWQConfig, Float8QuantizationConfig
+                quant._check_mode(mode)
             raise ValueError(
-                "Custom weight quantizers are not supported; jaxembed uses Keras's default abs-max "
-                f"quantizer. Received: weight_quantizer={inner['weight_quantizer']!r}."
+                "`quantization_config` must be 'int8', 'int4', or a Keras Int8QuantizationConfig / "
+                f"Int4QuantizationConfig (object or serialized dict). Received: class_name={name!r}."
             )
-        if name == "Int8QuantizationConfig":
-            return "int8", None
-        if name == "Int4QuantizationConfig":
-            # Keras reads a missing block_size as per-channel (configs saved before it existed).
-            return "int4", quant._check_block_size(inner.get("block_size"))
-        raise ValueError(
-            "`quantization_config` must be 'int8', 'int4', or a serialized Int8QuantizationConfig / "
-            f"Int4QuantizationConfig. Received: class_name={name!r}."
-        )
+        mode = "int8" if name == "Int8QuantizationConfig" else "int4"
+        # Keras reads a missing block_size as per-channel (configs saved before it existed).
+        block_size = quant._check_block_size(inner.get("block_size")) if mode == "int4" else None
+        weight_quantizer = inner.get("weight_quantizer")
+        if mode == "int4" and block_size is not None and weight_quantizer is not None:
+            raise ValueError(
+                "Int4 sub-channel quantization (block_size > 0) does not support custom quantizers, as in "
+                f"Keras: use block_size=None for per-channel int4. Received: block_size={block_size}."
+            )
+        return Quantization(mode, block_size, _weight_quantizer_range(weight_quantizer, mode))
     raise ValueError(
-        "`quantization_config` must be None, a mode name ('int8', 'int4') or a Keras config dict. "
+        "`quantization_config` must be None, a mode name ('int8', 'int4') or a Keras quantization config. "
         f"Received: {value!r} (of type {type(value).__name__})."
     )
 
 
-def _quantization_from_config(dtype: Any, quantization_config: Any) -> tuple[str, int | None] | None:
-    """The quantization a Keras layer config describes (policy and/or quantization_config)."""
+def resolve_quantize_arguments(mode: str | None, block_size: int | None, config: Any) -> Quantization:
+    """The quantization that ``Embedding.quantize(mode, block_size=..., config=...)`` asks for.
+
+    As Keras's ``quantize(mode, config=...)``: the mode may come from the config alone,
+    and a mode that contradicts the config is refused. ``block_size`` (jaxembed's shortcut
+    for ``Int4QuantizationConfig(block_size=...)``) applies to int4 only.
+
+    Examples:
+        >>> resolve_quantize_arguments("int4", None, None)
+        Quantization(mode='int4', block_size=None, value_range=None)
+        >>> resolve_quantize_arguments(None, 128, {"class_name": "Int8QuantizationConfig", "config": {}})
+        Quantization(mode='int8', block_size=None, value_range=None)
+    """
+    from_config = parse_quantization_config(config)
+    if mode is None:
+        if from_config is None:
+            raise ValueError("You must provide either `mode` or `config` to `quantize`.")
+        mode = from_config.mode
+    quant._check_mode(mode)
+    if from_config is not None:
+        if from_config.mode != mode:
+            raise ValueError(
+                f"Contradictory arguments: mode={mode!r} but the config's mode is {from_config.mode!r}."
+            )
+        if block_size != quant.DEFAULT_INT4_BLOCK_SIZE and block_size != from_config.block_size:
+            raise ValueError(
+                f"`block_size={block_size!r}` contradicts the config's "
+                f"block_size={from_config.block_size!r}; give it in one place."
+            )
+        return from_config
+    if mode == "int8":
+        if block_size != quant.DEFAULT_INT4_BLOCK_SIZE:
+            raise ValueError(
+                f"`block_size` applies to int4 only. Received: mode='int8', block_size={block_size!r}."
+            )
+        return Quantization("int8", None)
+    return Quantization("int4", quant._check_block_size(block_size))
+
+
+def quantization_arguments(dtype: Any, quantization_config: Any) -> tuple[Any, Quantization | None]:
+    """``(dtype, quantization)`` from constructor arguments that may name a Keras quantized policy.
+
+    ``dtype="int8_from_float32"`` (or ``"int4_from_mixed_bfloat16"``, a
+    ``QuantizedDTypePolicy`` dict, ...) is what Keras's constructor and ``from_config``
+    accept: the float policy after ``_from_`` becomes the layer's dtype and the mode
+    quantizes the table (a bare ``"int4"`` policy is per-channel, as in Keras).
+
+    Examples:
+        >>> dtype, quantization = quantization_arguments("int4_from_mixed_bfloat16", None)
+        >>> dtype["config"]["name"], quantization
+        ('mixed_bfloat16', Quantization(mode='int4', block_size=None, value_range=None))
+    """
+    return _source_policy(dtype), _quantization_from_config(dtype, quantization_config)
+
+
+class _ConfigError(TypeError, ValueError):
+    """A config that does not build a layer: Keras raises ``TypeError``; earlier jaxembed, ``ValueError``."""
+
+
+@contextlib.contextmanager
+def config_errors(class_name: str, config: Mapping[str, Any]) -> Iterator[None]:
+    """Turns a ``ValueError`` raised while building from ``config`` into Keras's ``TypeError``.
+
+    The error is both a ``TypeError`` (as Keras's ``from_config``) and a ``ValueError``.
+    """
+    try:
+        yield
+    except ValueError as error:
+        if isinstance(error, _ConfigError):
+            raise
+        raise _ConfigError(
+            f"Error when deserializing class {class_name!r} using config={dict(config)!r}: {error}"
+        ) from error
+
+
+def _quantization_from_config(dtype: Any, quantization_config: Any) -> Quantization | None:
+    """The quantization a Keras layer config describes (policy and/or quantization_config).
+
+    The policy names the mode Keras builds the variables for; a ``quantization_config`` of
+    the same mode adds its block size and quantizer (Keras prefers the config's block size).
+    """
     from_policy = None
     if isinstance(dtype, Mapping) and dtype.get("class_name") in _QUANTIZED_POLICIES:
         mode = (dtype.get("config") or {}).get("mode", "")
@@ -527,6 +841,32 @@ def _quantization_from_config(dtype: Any, quantization_config: Any) -> tuple[str
     elif isinstance(dtype, str) and "_from_" in dtype:
         mode = dtype.split("_from_", 1)[0]
         from_policy = parse_quantization_config(mode if mode != "int4" else "int4/-1")
-    if from_policy is not None:
-        return from_policy  # the policy is what Keras builds the variables from
-    return parse_quantization_config(quantization_config)
+    from_config = parse_quantization_config(quantization_config)
+    if from_policy is None:
+        return from_config
+    if from_config is not None and from_config.mode == from_policy.mode:
+        return from_config
+    return from_policy
+
+
+# ReversibleEmbedding's own arguments (Keras 3), shared by the NNX and Linen modules.
+_REVERSE_ARGUMENTS = ("tie_weights", "reverse_dtype", "logit_soft_cap")
+
+
+def _check_reverse_arguments(tie_weights: Any, reverse_dtype: Any, logit_soft_cap: Any):
+    if not isinstance(tie_weights, (bool, np.bool_)):
+        raise ValueError(f"`tie_weights` must be a bool. Received: tie_weights={tie_weights!r}.")
+    if reverse_dtype is not None:
+        reverse_dtype = _floating_dtype("reverse_dtype", reverse_dtype)
+    if logit_soft_cap is not None:
+        if (
+            isinstance(logit_soft_cap, bool)
+            or not isinstance(logit_soft_cap, (int, float, np.integer, np.floating))
+            or not logit_soft_cap > 0
+        ):
+            raise ValueError(
+                "`logit_soft_cap` must be None or a positive number. "
+                f"Received: logit_soft_cap={logit_soft_cap!r} (of type {type(logit_soft_cap).__name__})."
+            )
+        logit_soft_cap = float(logit_soft_cap)
+    return bool(tie_weights), reverse_dtype, logit_soft_cap

@@ -60,24 +60,17 @@ class Activation(nnx.Module):
         return _ACTIVATIONS[self.name](x)
 
 
-_KERAS_CLASS = {
-    Embedding: "Embedding",
-    GlobalAveragePooling1D: "GlobalAveragePooling1D",
-    Flatten: "Flatten",
-    nnx.Dropout: "Dropout",
-    nnx.Linear: "Dense",
-    Activation: "Activation",
-}
+# The module types KerasSequential runs (and propagates a padding mask through); their Keras
+# classes, configs and stored arrays are jaxembed.keras.io's layer table.
+_LAYER_TYPES = (Embedding, GlobalAveragePooling1D, Flatten, nnx.Dropout, nnx.Linear, Activation)
 
 
-def _keras_class(layer: nnx.Module) -> str:
-    for kind, name in _KERAS_CLASS.items():
-        if isinstance(layer, kind):
-            return name
-    raise TypeError(
-        f"KerasSequential holds {list(_KERAS_CLASS.values())} layers (as jaxembed/NNX modules). "
-        f"Received a {type(layer).__name__}."
-    )
+def _check_layer(layer: nnx.Module) -> None:
+    if not isinstance(layer, _LAYER_TYPES):
+        raise TypeError(
+            f"KerasSequential holds {[t.__name__ for t in _LAYER_TYPES]} layers (as jaxembed/NNX modules). "
+            f"Received a {type(layer).__name__}."
+        )
 
 
 class KerasSequential(nnx.Module):
@@ -106,7 +99,7 @@ class KerasSequential(nnx.Module):
 
     def __init__(self, layers: Sequence[nnx.Module], *, name: str = "sequential"):
         for layer in layers:
-            _keras_class(layer)
+            _check_layer(layer)
         self.layers = nnx.List(list(layers))
         self.name = name
 

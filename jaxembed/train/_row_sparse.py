@@ -11,8 +11,8 @@ import optax
 from flax import nnx
 
 from jaxembed import sparse
+from jaxembed.nn import _capture
 from jaxembed.nn._embedding import Embedding, embedding_layers, regularization_loss
-from jaxembed.sparse import _recorder
 from jaxembed.train._state import LossFn, Metrics, RowSparseOptState, TrainState, _loss_and_metrics
 
 
@@ -37,9 +37,10 @@ def row_sparse_tables(model: nnx.Module) -> dict[str, Embedding]:
         ['words/embeddings']
     """
     return {
-        _table_key((*path, "embeddings")): node
+        _table_key((*path, name)): node
         for path, node in embedding_layers(model)
-        if isinstance(node.embeddings, nnx.Param) and node.spec.quantization_mode is None
+        if node.spec.table.row_sparse and node._row_sparse_table
+        for name in node.spec.table.trainable_variables(node.part_variables(node.spec.table))
     }
 
 
@@ -119,13 +120,13 @@ def _make_row_sparse_train_step(
             # The tables are constants here: the loss is differentiated with respect to the
             # probes added to the rows each lookup gathered (jaxembed.sparse), never the tables.
             model = nnx.merge(graphdef, nnx.merge_state(dense_params, tables), state.rest, copy=True)
-            owners = {id(layer): key for key, layer in row_sparse_tables(model).items() if key in keys}
-            with _recorder._record_lookups(owners, probes) as recorder:
+            layers = {key: layer for key, layer in row_sparse_tables(model).items() if key in keys}
+            with _capture.tapping(layers, probes) as taps:
                 loss, metrics = _loss_and_metrics(loss_fn(model, batch))
                 if regularization:
-                    loss = loss + regularization_loss(model)  # without the tracked tables' penalties
+                    loss = loss + regularization_loss(model)  # without the tapped tables' penalties
             _, _, rest = nnx.split(model, nnx.Param, ...)
-            return loss, (metrics, rest, recorder.ids)
+            return loss, (metrics, rest, {key: tap.ids for key, tap in taps.items()})
 
         with jax.named_scope("jaxembed_row_sparse_train_step"):
             id_shapes = jax.eval_shape(lambda d: forward(d, None)[1][2], dense)
@@ -167,7 +168,7 @@ def _make_row_sparse_train_step(
             if constraints:  # the other tables' constraints, on the whole table as usual
                 model = nnx.merge(graphdef, params, rest, copy=True)
                 for path, node in embedding_layers(model):
-                    if _table_key((*path, "embeddings")) not in keys:
+                    if not any(_table_key((*path, name)) in keys for name in node.spec.table.names):
                         node.apply_constraint()
                 _, params, rest = nnx.split(model, nnx.Param, ...)
         opt_state = RowSparseOptState(dense_state, table_states)

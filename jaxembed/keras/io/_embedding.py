@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxembed._optional import require
-from jaxembed._spec import EmbeddingSpec
+from jaxembed._spec import EmbeddingSpec, Quantization, parse_quantization_config
 from jaxembed.keras.io._graph import _layer_configs
 from jaxembed.keras.io._h5 import KerasFileError, _arrays, _KerasFile, _layer_groups, _open
 from jaxembed.nn._embedding import Embedding
@@ -45,10 +45,14 @@ class EmbeddingEntry:
 _AUTO_EMBEDDING_NAME = re.compile(r"^embedding(_\d+)?$")
 
 
+class _IncompleteTable(KerasFileError):
+    """An Embedding's quantized values stored without their scale (a damaged or partial file)."""
+
+
 def _storage_kind(
-    arrays: Sequence[np.ndarray], output_dim: int | None
+    arrays: Sequence[np.ndarray], output_dim: int | None, where: str = ""
 ) -> tuple[str | None, int | None, int | None]:
-    """``(quantization, output_dim, block_size)`` from the stored arrays of an Embedding."""
+    """``(quantization, output_dim, block_size)`` from the stored arrays of an Embedding at ``where``."""
     if len(arrays) == 1 and arrays[0].ndim == 2 and not np.issubdtype(arrays[0].dtype, np.integer):
         return None, arrays[0].shape[1], None
     if len(arrays) == 4 and arrays[0].dtype == np.int8 and arrays[3].ndim == 1:
@@ -66,8 +70,14 @@ def _storage_kind(
             f"A quantized table of width {width} cannot have output_dim={output_dim} "
             f"(int8 stores output_dim columns, int4 ceil(output_dim / 2))."
         )
+    if arrays and arrays[0].ndim == 2 and arrays[0].dtype == np.int8 and len(arrays) < 2:
+        raise _IncompleteTable(
+            f"The Embedding at {where!r} stores quantized int8 values of shape {arrays[0].shape} but no "
+            "scale: a quantized Embedding stores [values, scale] (int8, per-channel int4) or "
+            "[values, scale, zero, g_idx] (grouped int4). The file is incomplete or damaged."
+        )
     raise KerasFileError(
-        "These variables are not an Embedding's: expected [table], [int8 values, scale] or "
+        f"The variables at {where!r} are not an Embedding's: expected [table], [int8 values, scale] or "
         f"[int4 values, scale, zero, g_idx]; found {[(a.shape, str(a.dtype)) for a in arrays]}."
     )
 
@@ -90,9 +100,9 @@ def _entries(keras_file: _KerasFile) -> tuple[list[EmbeddingEntry], dict[str, h5
             continue
         output_dim = config.config.get("output_dim") if config else None
         try:
-            kind, output_dim, _ = _storage_kind(arrays, output_dim)
-        except KerasFileError:
-            if config is None:
+            kind, output_dim, _ = _storage_kind(arrays, output_dim, path)
+        except KerasFileError as error:
+            if config is None and not isinstance(error, _IncompleteTable):
                 continue  # an auto-named layer of another class
             raise
         shape = None if output_dim is None else (arrays[0].shape[0], output_dim)
@@ -225,7 +235,7 @@ def _embedding_from(
     overrides: Mapping[str, Any],
 ) -> Embedding:
     output_dim = None if config is None else config.get("output_dim")
-    kind, output_dim, block_size = _storage_kind(arrays, output_dim)
+    kind, output_dim, block_size = _storage_kind(arrays, output_dim, where)
     if kind == "int8 or int4":
         raise ValueError(
             f"The table at {where!r} is quantized per row with width {arrays[0].shape[1]}: int8 with "
@@ -244,14 +254,12 @@ def _embedding_from(
             "but the "
             f"variables at {where!r} hold a ({input_dim}, {output_dim}) table."
         )
-    if kind is not None:
-        # The stored arrays decide the layout (a config may predate block sizes).
-        config["quantization_config"] = (
-            "int8" if kind == "int8" else f"int4/{-1 if block_size is None else block_size}"
-        )
     for key, value in overrides.items():
         config[key] = value
-    arguments = _embedding_arguments(config)
+    stored = None
+    if kind is not None and "quantization_config" not in overrides:
+        stored = Quantization(kind, block_size)  # the arrays decide the layout (a config may predate it)
+    arguments = _embedding_arguments(config, stored)
     if kind is None and "weights" not in arguments:
         arguments["weights"] = arrays[0]  # a plain table: no initializer draw to throw away
     layer = Embedding(**arguments, rngs=rngs)
@@ -259,42 +267,43 @@ def _embedding_from(
     return layer
 
 
-def _embedding_arguments(config: Mapping[str, Any]) -> dict[str, Any]:
-    config = dict(config)
-    quantization = config.pop("quantization_config", None)
+def _embedding_arguments(config: Mapping[str, Any], stored: Quantization | None = None) -> dict[str, Any]:
+    """Constructor arguments from a Keras config; ``stored``: the layout the file's arrays have.
+
+    The stored layout wins over the config's mode and block size; the config's weight
+    quantizer (a custom int8 value range) is kept when its mode is the stored one.
+    """
     arguments = EmbeddingSpec.arguments_from_config(config, lora_and_quantization=True)
-    if isinstance(quantization, str):  # decided from the stored arrays: wins over the dtype policy
-        arguments["quantization_config"] = quantization
-    elif quantization is not None and "quantization_config" not in arguments:
-        arguments["quantization_config"] = quantization
+    if stored is not None:
+        said = parse_quantization_config(arguments.get("quantization_config"))
+        value_range = said.value_range if said is not None and said.mode == stored.mode else None
+        arguments["quantization_config"] = stored._replace(value_range=value_range)
     return arguments
 
 
 def _assign_stored(layer: Embedding, arrays: Sequence[np.ndarray], where: str) -> None:
-    """Puts Keras's stored variables into ``layer`` (zeroing LoRA factors, as Keras's load does)."""
-    targets = ["embeddings"]
-    if layer.quantization_mode is not None:
-        targets.append("embeddings_scale")
-        if hasattr(layer, "embeddings_zero"):
-            targets.append("embeddings_zero")
-    if len(arrays) < len(targets):
+    """Puts Keras's stored variables into ``layer``'s table part (a LoRA part is zeroed, as in Keras)."""
+    part = layer.spec.table
+    variables = layer.part_variables(part)
+    expected = [(name, np.shape(array)) for name, array in part.keras_weights(variables)]
+    if len(arrays) < len(expected):
         raise ValueError(
-            f"{where!r} holds {len(arrays)} variables; this layer needs {len(targets)} ({targets})."
+            f"{where!r} holds {len(arrays)} variables; this layer needs {len(expected)} "
+            f"({[name for name, _ in expected]})."
         )
-    for target, array in zip(targets, arrays):
-        variable = getattr(layer, target)
-        expected = variable.shape
-        if target == "embeddings_scale" and array.size == math.prod(expected):
-            array = array.reshape(expected)  # Keras keeps a (rows, 1) scale for single-group int4
-        if array.shape != expected:
+    fitted = []
+    for (name, shape), array in zip(expected, arrays):
+        squeezed = tuple(d for d in array.shape if d != 1) == tuple(d for d in shape if d != 1)
+        if array.shape != shape and squeezed:
+            array = array.reshape(shape)  # Keras keeps a (rows, 1) scale for single-group int4
+        if array.shape != shape:
             raise ValueError(
-                f"The {target} variable at {where!r} has shape {array.shape}; "
-                f"the layer's config needs {expected}."
+                f"The {name} variable at {where!r} has shape {array.shape}; the layer's config needs {shape}."
             )
-        variable[...] = jnp.asarray(array, variable.dtype)
-    if layer.lora_enabled:
-        layer.lora_embeddings_a[...] = jnp.zeros_like(layer.lora_embeddings_a[...])
-        layer.lora_embeddings_b[...] = jnp.zeros_like(layer.lora_embeddings_b[...])
+        fitted.append(array)
+    part.set_keras_weights(variables, fitted)
+    if layer.spec.lora is not None:
+        layer.spec.lora.zero(layer.part_variables(layer.spec.lora))
 
 
 def from_keras_layer(keras_layer: Any, *, rngs: Any = 0, **overrides: Any) -> Embedding:
@@ -321,13 +330,18 @@ def from_keras_layer(keras_layer: Any, *, rngs: Any = 0, **overrides: Any) -> Em
         raise ValueError("The Keras layer is not built yet: call it once or call build() first.")
     config = dict(keras_layer.get_config()) | overrides
     layer = Embedding(**_embedding_arguments(config), rngs=rngs)
-    arrays = [np.asarray(keras_layer._embeddings)]
-    if layer.quantization_mode is not None:
-        arrays.append(np.asarray(keras_layer.embeddings_scale))
-        if hasattr(keras_layer, "embeddings_zero"):
-            arrays.append(np.asarray(keras_layer.embeddings_zero))
-    _assign_stored(layer, arrays, keras_layer.name)
-    if layer.lora_enabled:
-        layer.lora_embeddings_a[...] = jnp.asarray(np.asarray(keras_layer.lora_embeddings_a))
-        layer.lora_embeddings_b[...] = jnp.asarray(np.asarray(keras_layer.lora_embeddings_b))
+    # Keras keeps the stored table as ``_embeddings`` (``embeddings`` is its merged view).
+    keras_names = {"embeddings": "_embeddings"}
+    table_names = layer.spec.table.keras_weight_names()
+    _assign_stored(
+        layer,
+        [np.asarray(getattr(keras_layer, keras_names.get(n, n))) for n in table_names],
+        keras_layer.name,
+    )
+    if layer.spec.lora is not None:
+        lora = layer.spec.lora
+        lora.set_keras_weights(
+            layer.part_variables(lora),
+            [np.asarray(getattr(keras_layer, n)) for n in lora.keras_weight_names()],
+        )
     return layer

@@ -190,6 +190,12 @@ def _layer_groups(h5: h5py.File) -> dict[str, h5py.Group]:
 
 def _arrays(group: h5py.Group) -> list[np.ndarray]:
     keys = sorted((k for k in group.keys() if k.isdigit()), key=int)
+    if keys != [str(index) for index in range(len(keys))]:
+        # Keras numbers a layer's variables 0, 1, ..., n - 1 and refuses a store that is not so.
+        raise KerasFileError(
+            f"The variables at {group.name!r} are numbered {keys}; Keras numbers a layer's variables "
+            f"0 to {len(keys) - 1} without gaps, so the file is damaged or was edited by hand."
+        )
     try:
         return [_read_dataset(group[k]) for k in keys]
     except (OSError, RuntimeError, KeyError) as error:

@@ -21,6 +21,7 @@ from jaxembed.keras.io._h5 import (
 )
 from jaxembed.keras.io._layers import (
     _FLOAT32_POLICY,
+    _embedding_stored,
     _keras_layer_config,
     _layer_from_config,
     _sequential_layout,
@@ -114,7 +115,8 @@ def save_weights(
         raise ValueError(f"The file name must end in `.weights.h5`, as Keras requires. Received: {path!r}.")
     if isinstance(model, Embedding):
         layer_path = (h5_path or "layers/embedding").strip("/")
-        entries = [(layer_path, model.spec.name, _stored(model))]
+        # A lone table (an EmbeddingBag's too): the file holds arrays only, no layer class.
+        entries = [(layer_path, model.spec.name, _embedding_stored(model))]
         model_name = "sequential"
     elif isinstance(model, KerasSequential):
         if h5_path is not None:
