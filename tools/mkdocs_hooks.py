@@ -54,6 +54,7 @@ TOPIC_ORDER = [
     ("Migrating from Keras", "keras.md"),
     ("Scaling", "scaling.md"),
     ("Looking at embeddings", "looking-at-embeddings.md"),
+    ("Architecture", "architecture.md"),
 ]
 SPECIAL_PAGES = {"index.md", "api.md", "benchmarks.md"}
 API_INDEX_MARKER = "<!-- api-index -->"
