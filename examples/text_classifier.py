@@ -37,7 +37,7 @@ from jaxembed._files import write_text
 from jaxembed.keras.io import load_model, save_model
 from jaxembed.nn import Activation, KerasSequential
 from jaxembed.text import TextVectorizer, pad_sequences
-from jaxembed.train import Batches, Trainer, fit
+from jaxembed.train import Batches, Trainer, fit, row_sparse
 
 HIGHEST = jax.lax.Precision.HIGHEST
 
@@ -273,7 +273,8 @@ def main(argv: list[str] | None = None) -> dict:
         dropout=args.dropout,
         seed=args.seed,
     )
-    trainer = Trainer(model, optax.adam(args.learning_rate), classification_loss, row_sparse=args.row_sparse)
+    optimizer = optax.adam(args.learning_rate)
+    trainer = Trainer(model, row_sparse(optimizer) if args.row_sparse else optimizer, classification_loss)
     batches = Batches(train, args.batch_size, seed=args.seed, drop_remainder=True)
     test_batches = Batches(test, 1024, shuffle=False)
     print(f"training {args.epochs} epochs of {len(batches)} batches of {args.batch_size}")
