@@ -59,6 +59,7 @@ from jaxembed.nn import (  # noqa: E402
     FrozenParam,
     GlobalAveragePooling1D,
     QuantizedVariable,
+    ReversibleEmbedding,
     apply_constraints,
     regularization_loss,
 )
@@ -72,6 +73,7 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 __all__ = [
     "Embedding",
     "EmbeddingBag",
+    "ReversibleEmbedding",
     "FrozenParam",
     "QuantizedVariable",
     "ActivityLoss",

@@ -18,6 +18,7 @@ Examples:
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -29,8 +30,9 @@ from jaxembed import ops
 from jaxembed._checks import positive_int
 from jaxembed.keras import constraints, initializers, regularizers
 from jaxembed.tables import _quant as quant
+from jaxembed.tables._parts import DenseTable, LoRAPart, QuantizedTablePart
 
-__all__ = ["EmbeddingSpec", "parse_dtype", "parse_quantization_config"]
+__all__ = ["Argument", "ARGUMENTS", "EmbeddingSpec", "parse_dtype", "parse_quantization_config"]
 
 _DEFAULT_NAME = "embedding"
 _MIXED_POLICIES = {"mixed_float16": "float16", "mixed_bfloat16": "bfloat16"}
@@ -104,6 +106,88 @@ def _input_length(value: Any) -> tuple[int | None, ...] | None:
     return tuple(None if v is None else positive_int("input_length", v) for v in items)
 
 
+_REQUIRED = inspect.Parameter.empty
+
+
+@dataclasses.dataclass(frozen=True)
+class Argument:
+    """One of the Embedding layer's Keras arguments: its name, default and type.
+
+    Attributes:
+        name: the Keras name.
+        default: the default (``inspect.Parameter.empty`` for ``input_dim`` and ``output_dim``).
+        annotation: the type, as a string (for signatures and Linen fields).
+    """
+
+    name: str
+    default: Any
+    annotation: str
+
+    @property
+    def required(self) -> bool:
+        """Whether the argument has no default."""
+        return self.default is _REQUIRED
+
+
+ARGUMENTS: tuple[Argument, ...] = (
+    Argument("input_dim", _REQUIRED, "int"),
+    Argument("output_dim", _REQUIRED, "int"),
+    Argument("embeddings_initializer", "uniform", "Any"),
+    Argument("embeddings_regularizer", None, "Any"),
+    Argument("embeddings_constraint", None, "Any"),
+    Argument("activity_regularizer", None, "Any"),
+    Argument("mask_zero", False, "bool"),
+    Argument("input_length", None, "int | Sequence[int | None] | None"),
+    Argument("name", None, "str | None"),
+    Argument("trainable", True, "bool"),
+    Argument("dtype", None, "Any"),
+    Argument("param_dtype", None, "Any"),
+    Argument("lookup", "take", "ops.LookupMethod"),
+    Argument("invalid_ids", "nan", "ops.InvalidIds"),
+)
+"""The 14 arguments of an Embedding, spelled out once: :meth:`EmbeddingSpec.create`, the NNX
+constructor's signature and the Linen module's fields all come from this tuple."""
+KERAS_ARGUMENT_NAMES: tuple[str, ...] = tuple(a.name for a in ARGUMENTS)
+"""The names in :data:`ARGUMENTS`, in order."""
+
+
+def arguments_with_defaults(input_dim: Any, output_dim: Any, arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """All 14 arguments: the given ones over the schema's defaults (unknown names raise ``TypeError``).
+
+    Examples:
+        >>> arguments_with_defaults(4, 2, {"mask_zero": True})["lookup"]
+        'take'
+    """
+    unknown = sorted(set(arguments) - set(KERAS_ARGUMENT_NAMES[2:]))
+    if unknown:
+        raise TypeError(
+            f"Unexpected Embedding argument(s) {unknown}. Expected a subset of {list(KERAS_ARGUMENT_NAMES)}."
+        )
+    values = {a.name: a.default for a in ARGUMENTS[2:]} | dict(arguments)
+    return {"input_dim": input_dim, "output_dim": output_dim, **values}
+
+
+def with_keras_arguments(init: Callable) -> Callable:
+    """Gives ``init(self, input_dim, output_dim, *, ..., **arguments)`` the signature that names
+    the schema's arguments (what ``inspect.signature`` and ``help()`` show); ``**arguments`` is
+    checked by :meth:`EmbeddingSpec.create`.
+
+    Examples:
+        >>> @with_keras_arguments
+        ... def init(self, input_dim, output_dim, *, rngs=None, **arguments): ...
+        >>> list(inspect.signature(init).parameters)[3:6]
+        ['embeddings_initializer', 'embeddings_regularizer', 'embeddings_constraint']
+    """
+    own = inspect.signature(init)
+    params = [p for p in own.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    keras = [
+        inspect.Parameter(a.name, inspect.Parameter.KEYWORD_ONLY, default=a.default, annotation=a.annotation)
+        for a in ARGUMENTS[2:]
+    ]
+    init.__signature__ = own.replace(parameters=params[:3] + keras + params[3:])
+    return init
+
+
 @dataclasses.dataclass(frozen=True)
 class EmbeddingSpec:
     """Validated, hashable arguments of an Embedding layer (use :meth:`create`)."""
@@ -122,37 +206,22 @@ class EmbeddingSpec:
     param_dtype: jnp.dtype
     lookup: str
     invalid_ids: str
-    # LoRA and quantization (Keras 3); set by ``Embedding.enable_lora`` / ``Embedding.quantize``.
-    lora_rank: int | None = None
-    lora_alpha: float | None = None
-    quantization_mode: str | None = None
-    quantization_block_size: int | None = None
+    # The parts (jaxembed.tables): swapped by ``Embedding.quantize`` / ``Embedding.enable_lora``.
+    table: DenseTable | QuantizedTablePart = DenseTable()
+    lora: LoRAPart | None = None
 
     @classmethod
-    def create(
-        cls,
-        input_dim: int,
-        output_dim: int,
-        *,
-        embeddings_initializer: Any = "uniform",
-        embeddings_regularizer: Any = None,
-        embeddings_constraint: Any = None,
-        activity_regularizer: Any = None,
-        mask_zero: bool = False,
-        input_length: int | Sequence[int | None] | None = None,
-        name: str | None = None,
-        trainable: bool = True,
-        dtype: Any = None,
-        param_dtype: Any = None,
-        lookup: str = "take",
-        invalid_ids: str = "nan",
-    ) -> EmbeddingSpec:
-        """Checks every argument and resolves Keras identifiers.
+    def create(cls, input_dim: int, output_dim: int, **arguments: Any) -> EmbeddingSpec:
+        """Checks every argument (the names and defaults of :data:`ARGUMENTS`) and resolves Keras identifiers.
 
         Raises:
+            TypeError: for a name that is not one of :data:`ARGUMENTS`.
             ValueError: for a non-positive or non-integer size, an unknown
                 initializer/regularizer/constraint/lookup name, a non-float dtype.
         """
+        a = arguments_with_defaults(input_dim, output_dim, arguments)
+        dtype, param_dtype, mask_zero = a["dtype"], a["param_dtype"], a["mask_zero"]
+        trainable, name = a["trainable"], a["name"]
         # Flax semantics for a plain dtype (compute only; the table stays float32 unless
         # param_dtype says otherwise); Keras semantics for a policy ("mixed_bfloat16", a
         # DTypePolicy object or dict), which names both.
@@ -172,19 +241,44 @@ class EmbeddingSpec:
         return cls(
             input_dim=positive_int("input_dim", input_dim),
             output_dim=positive_int("output_dim", output_dim),
-            embeddings_initializer=initializers.get(embeddings_initializer),
-            embeddings_regularizer=regularizers.get(embeddings_regularizer),
-            embeddings_constraint=constraints.get(embeddings_constraint),
-            activity_regularizer=regularizers.get(activity_regularizer),
+            embeddings_initializer=initializers.get(a["embeddings_initializer"]),
+            embeddings_regularizer=regularizers.get(a["embeddings_regularizer"]),
+            embeddings_constraint=constraints.get(a["embeddings_constraint"]),
+            activity_regularizer=regularizers.get(a["activity_regularizer"]),
             mask_zero=bool(mask_zero),
-            input_length=_input_length(input_length),
+            input_length=_input_length(a["input_length"]),
             name=name or _DEFAULT_NAME,
             trainable=bool(trainable),
             dtype=compute or variable,
             param_dtype=variable,
-            lookup=ops._check_lookup_method(lookup),
-            invalid_ids=ops._check_invalid_ids_mode(invalid_ids),
+            lookup=ops._check_lookup_method(a["lookup"]),
+            invalid_ids=ops._check_invalid_ids_mode(a["invalid_ids"]),
         )
+
+    # ------------------------------------------------------------------ parts
+    @property
+    def quantization_mode(self) -> str | None:
+        """``"int8"``/``"int4"`` for a quantized table part, else ``None`` (Keras's attribute)."""
+        return getattr(self.table, "mode", None)
+
+    @property
+    def quantization_block_size(self) -> int | None:
+        """The int4 block size (``None``: per row, or not int4)."""
+        return getattr(self.table, "block_size", None)
+
+    @property
+    def lora_rank(self) -> int | None:
+        """The LoRA part's rank, or ``None`` without one."""
+        return None if self.lora is None else self.lora.rank
+
+    @property
+    def lora_alpha(self) -> float | None:
+        """The LoRA part's ``alpha``, or ``None`` without one."""
+        return None if self.lora is None else self.lora.alpha
+
+    def keras_arguments(self) -> dict[str, Any]:
+        """The 14 arguments as resolved objects, by :data:`ARGUMENTS` name (for :meth:`create`)."""
+        return {name: getattr(self, name) for name in KERAS_ARGUMENT_NAMES}
 
     # ----------------------------------------------------------------- shapes
     @property
@@ -360,8 +454,7 @@ class EmbeddingSpec:
                     f"This config sets {key!r}; LoRA and quantized Keras embeddings are supported by "
                     "jaxembed.Embedding (Flax NNX) only."
                 )
-        spec_only = {"quantization_mode", "quantization_block_size"}
-        known = ({f.name for f in dataclasses.fields(EmbeddingSpec)} - spec_only) | {"weights"} | set(extra)
+        known = set(KERAS_ARGUMENT_NAMES) | {"weights"} | set(extra)
         unknown = sorted(set(arguments) - known)
         if unknown:
             raise ValueError(

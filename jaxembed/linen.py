@@ -21,9 +21,10 @@ import jax
 import jax.numpy as jnp
 
 from jaxembed import _mesh, ops
-from jaxembed._spec import EmbeddingSpec
+from jaxembed._spec import ARGUMENTS, EmbeddingSpec
+from jaxembed.nn._reversible import _REVERSE_ARGUMENTS, _check_reverse_arguments
 
-__all__ = ["Embedding", "EmbeddingBag"]
+__all__ = ["Embedding", "EmbeddingBag", "ReversibleEmbedding"]
 
 
 def _latest(_previous: Any, new: Any) -> Any:
@@ -48,18 +49,13 @@ class Embedding(nn.Module):
 
     input_dim: int
     output_dim: int
-    embeddings_initializer: Any = "uniform"
-    embeddings_regularizer: Any = None
-    embeddings_constraint: Any = None
-    activity_regularizer: Any = None
-    mask_zero: bool = False
+    # The other Keras arguments, from the one schema (``name`` is Linen's own module name).
+    for _argument in ARGUMENTS[2:]:
+        if _argument.name != "name":
+            __annotations__[_argument.name] = _argument.annotation
+            vars()[_argument.name] = _argument.default
+    del _argument
     weights: Any = None
-    input_length: int | Sequence[int | None] | None = None
-    trainable: bool = True
-    dtype: Any = None
-    param_dtype: Any = None
-    lookup: ops.LookupMethod = "take"
-    invalid_ids: ops.InvalidIds = "nan"
     embeddings_sharding: Any = None  # a NamedSharding or mesh-axis names; see jaxembed.sharding
 
     def __post_init__(self):
@@ -68,38 +64,31 @@ class Embedding(nn.Module):
 
     @property
     def spec(self) -> EmbeddingSpec:
-        """The validated arguments, shared with the NNX module."""
-        return EmbeddingSpec.create(
-            self.input_dim,
-            self.output_dim,
-            embeddings_initializer=self.embeddings_initializer,
-            embeddings_regularizer=self.embeddings_regularizer,
-            embeddings_constraint=self.embeddings_constraint,
-            activity_regularizer=self.activity_regularizer,
-            mask_zero=self.mask_zero,
-            input_length=self.input_length,
-            name=self.name if isinstance(self.name, str) else None,
-            trainable=self.trainable,
-            dtype=self.dtype,
-            param_dtype=self.param_dtype,
-            lookup=self.lookup,
-            invalid_ids=self.invalid_ids,
-        )
+        """The validated arguments, shared with the NNX module.
+
+        Built once per module object (and again only if Linen gives the module its name later).
+        """
+        name = self.name if isinstance(self.name, str) else None
+        cached = self.__dict__.get("_jaxembed_spec")
+        if cached is None or cached[0] != name:
+            arguments = {a.name: getattr(self, a.name) for a in ARGUMENTS[2:] if a.name != "name"}
+            cached = (name, EmbeddingSpec.create(self.input_dim, self.output_dim, name=name, **arguments))
+            self.__dict__["_jaxembed_spec"] = cached  # past Linen's frozen __setattr__
+        return cached[1]
 
     @nn.compact
     def __call__(self, ids: jax.typing.ArrayLike) -> jax.Array:
         """Looks up ``ids`` (any shape); returns ``(*ids.shape, output_dim)`` in ``dtype``."""
+        return self._lookup(ids)
+
+    def _table(self) -> jax.Array:
+        """The ``"embeddings"`` parameter (made on first use; gradients stopped when not trainable)."""
         spec = self.spec
         init = lambda key: spec.initial_table(key, self.weights)  # noqa: E731
         placement = _mesh.variable_metadata(self.embeddings_sharding)
         if placement:  # Flax's boxed Partitioned parameter: nn.get_partition_spec reads it
             init = nn.with_partitioning(init, placement["out_sharding"], placement["mesh"])
         table = self.param("embeddings", init)
-        spec.check_ids_shape(jnp.shape(ids))
-        if not spec.trainable:
-            table = jax.lax.stop_gradient(table)
-        outputs = ops.lookup(table, ids, method=spec.lookup, invalid_ids=spec.invalid_ids)
-        outputs = outputs.astype(spec.dtype)
         if spec.embeddings_regularizer is not None:
             self.sow(
                 "losses",
@@ -108,6 +97,15 @@ class Embedding(nn.Module):
                 init_fn=lambda: None,
                 reduce_fn=_latest,
             )
+        return table if spec.trainable else jax.lax.stop_gradient(table)
+
+    def _lookup(self, ids: jax.typing.ArrayLike) -> jax.Array:
+        spec = self.spec
+        table = self._table()
+        ids = ops.dense_ids(ids)
+        spec.check_ids_shape(jnp.shape(ids))
+        outputs = ops.lookup(table, ids, method=spec.lookup, invalid_ids=spec.invalid_ids)
+        outputs = outputs.astype(spec.dtype)
         if spec.activity_regularizer is not None:
             self.sow(
                 "losses",
@@ -170,3 +168,76 @@ class EmbeddingBag(Embedding):
     def get_config(self) -> dict[str, Any]:
         """:meth:`Embedding.get_config` plus ``"combiner"``."""
         return {**super().get_config(), "combiner": self.combiner}
+
+
+class ReversibleEmbedding(Embedding):
+    """Keras 3's ``ReversibleEmbedding`` for Linen: the NNX :class:`jaxembed.ReversibleEmbedding`'s
+    attributes (``tie_weights``, ``reverse_dtype``, ``logit_soft_cap`` and every :class:`Embedding`
+    field); ``apply(variables, x, reverse=True)`` gives logits ``x @ W.T`` (or ``x @
+    reverse_embeddings``, the ``"reverse_embeddings"`` parameter, when untied).
+
+    Examples:
+        >>> layer = ReversibleEmbedding(3, 2, weights=jnp.array([[0.0, 0.0], [2.0, 2.0], [3.0, 3.0]]))
+        >>> variables = layer.init(jax.random.key(0), jnp.array([0]))
+        >>> layer.apply(variables, jnp.array([[1.0, 1.0]]), reverse=True).tolist()
+        [[0.0, 4.0, 6.0]]
+    """
+
+    tie_weights: bool = True
+    reverse_dtype: Any = None
+    logit_soft_cap: float | None = None
+
+    def __post_init__(self):
+        _check_reverse_arguments(self.tie_weights, self.reverse_dtype, self.logit_soft_cap)
+        super().__post_init__()
+
+    @nn.compact
+    def __call__(self, inputs: jax.typing.ArrayLike, reverse: bool = False) -> jax.Array:
+        """The lookup, or with ``reverse=True`` logits ``(..., input_dim)``."""
+        if not reverse:
+            return self._lookup(inputs)
+        spec = self.spec
+        _, reverse_dtype, soft_cap = _check_reverse_arguments(
+            self.tie_weights, self.reverse_dtype, self.logit_soft_cap
+        )
+        dtype = reverse_dtype or spec.dtype
+        table = self._table()
+        if self.tie_weights:
+            kernel = table.T
+        else:
+
+            def init(key: jax.Array) -> jax.Array:
+                shape = (spec.output_dim, spec.input_dim)
+                return jnp.asarray(
+                    spec.embeddings_initializer(key, shape, spec.param_dtype), spec.param_dtype
+                )
+
+            kernel = self.param("reverse_embeddings", init)
+            if not spec.trainable:
+                kernel = jax.lax.stop_gradient(kernel)
+        logits = jnp.matmul(jnp.asarray(inputs, dtype), kernel.astype(dtype))
+        if soft_cap is not None:
+            logits = jnp.tanh(logits / soft_cap) * soft_cap
+        return logits.astype(dtype)
+
+    def get_config(self) -> dict[str, Any]:
+        """The NNX module's config: :meth:`Embedding.get_config` plus the three reverse arguments."""
+        _, reverse_dtype, soft_cap = _check_reverse_arguments(
+            self.tie_weights, self.reverse_dtype, self.logit_soft_cap
+        )
+        config = dict(super().get_config())
+        if config["name"] == "embedding":
+            config["name"] = "reversible_embedding"
+        return {
+            **config,
+            "tie_weights": self.tie_weights,
+            "reverse_dtype": None if reverse_dtype is None else reverse_dtype.name,
+            "logit_soft_cap": soft_cap,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> ReversibleEmbedding:
+        """Builds the module from a config written by Keras or by :meth:`get_config`."""
+        config = dict(config)
+        reverse = {name: config.pop(name) for name in _REVERSE_ARGUMENTS if name in config}
+        return cls(**EmbeddingSpec.arguments_from_config(config), **reverse)

@@ -31,12 +31,13 @@ NaN for ids past the end. Here:
 
 from __future__ import annotations
 
-from typing import Any, Literal, get_args
+from typing import Any, Literal, NamedTuple, get_args
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.experimental import checkify
+from jax.experimental import sparse as jax_sparse
 
 from jaxembed._checks import one_of
 
@@ -45,7 +46,11 @@ __all__ = [
     "InvalidIds",
     "LOOKUP_METHODS",
     "INVALID_IDS_MODES",
+    "dense_ids",
     "prepare_ids",
+    "CheckedIds",
+    "check_ids",
+    "gather",
     "take_lookup",
     "one_hot_lookup",
     "lookup",
@@ -122,6 +127,19 @@ def _check_concrete_ids(ids: np.ndarray, input_dim: int) -> None:
         )
 
 
+def dense_ids(ids: Any) -> Any:
+    """``ids`` as a dense array when they come as a ``jax.experimental.sparse.BCOO`` (as Keras's
+    JAX backend accepts them: the missing entries are id 0), else unchanged.
+
+    Examples:
+        >>> from jax.experimental import sparse
+        >>> x = sparse.BCOO((jnp.array([2, 1]), jnp.array([[0, 0], [1, 2]])), shape=(2, 3))
+        >>> dense_ids(x).tolist()
+        [[2, 0, 0], [0, 0, 1]]
+    """
+    return ids.todense() if isinstance(ids, jax_sparse.JAXSparse) else ids
+
+
 def prepare_ids(ids: jax.typing.ArrayLike, input_dim: int) -> tuple[jax.Array, jax.Array | None]:
     """Checks ids at the boundary and converts them to ``int32``.
 
@@ -146,6 +164,7 @@ def prepare_ids(ids: jax.typing.ArrayLike, input_dim: int) -> tuple[jax.Array, j
         >>> int_ids.tolist(), valid is None
         ([0, 3, 2], True)
     """
+    ids = dense_ids(ids)
     if isinstance(ids, jax.core.Tracer):
         dtype = ids.dtype
     else:
@@ -216,6 +235,86 @@ def one_hot_lookup(table: jax.Array, ids: jax.Array) -> jax.Array:
 _LOOKUPS = {"take": take_lookup, "one_hot": one_hot_lookup}
 
 
+class CheckedIds(NamedTuple):
+    """Ids checked once at a layer's boundary, ready for any table part to gather with.
+
+    Attributes:
+        index: int32 ids of the input's shape, each in ``[0, input_dim)`` (a traced invalid
+            id is replaced by 0, so gathers never go out of bounds).
+        valid: ``None`` when the ids were concrete (every one was checked on the host), else a
+            boolean array of ``index.shape``: ``False`` where the id was invalid (its rows
+            become NaN, see :func:`gather`).
+    """
+
+    index: jax.Array
+    valid: jax.Array | None
+
+
+def check_ids(ids: jax.typing.ArrayLike, input_dim: int, invalid_ids: InvalidIds = "nan") -> CheckedIds:
+    """Checks ``ids`` once (:func:`prepare_ids`) and applies the ``invalid_ids`` policy.
+
+    The one boundary check of a lookup: a layer calls it once per call and hands the result
+    to each of its table parts (:mod:`jaxembed.tables`), which gather without checking again.
+
+    Args:
+        ids: ids of any shape (see :func:`prepare_ids`).
+        input_dim: the number of rows of the table.
+        invalid_ids: ``"nan"``, or ``"checkify"`` to also emit a ``checkify.check`` for traced
+            invalid ids.
+
+    Returns:
+        A :class:`CheckedIds`.
+
+    Raises:
+        ValueError: for concrete out-of-range or non-integral ids, an unknown ``invalid_ids``.
+        TypeError: for boolean or non-numeric ids.
+
+    Examples:
+        >>> checked = check_ids(jnp.array([[0, 3]]), input_dim=4)
+        >>> checked.index.tolist(), checked.valid is None
+        ([[0, 3]], True)
+        >>> jax.jit(lambda i: check_ids(i, 4).valid)(jnp.array([-1, 2])).tolist()
+        [False, True]
+    """
+    _check_invalid_ids_mode(invalid_ids)
+    int_ids, valid = prepare_ids(ids, input_dim)
+    if valid is None:
+        return CheckedIds(int_ids, None)
+    if invalid_ids == "checkify":
+        bad = jnp.argmin(valid.ravel()) if valid.size else 0
+        checkify.check(
+            jnp.all(valid),
+            f"Embedding ids must be in the range [0, {input_dim - 1}] "
+            f"(input_dim={input_dim}); found invalid id {{bad_id}} at flat index {{pos}}.",
+            bad_id=jnp.ravel(dense_ids(ids))[bad] if valid.size else 0,
+            pos=bad,
+        )
+    return CheckedIds(jnp.where(valid, int_ids, 0), valid)
+
+
+def gather(table: jax.Array, ids: CheckedIds, *, method: LookupMethod = "take") -> jax.Array:
+    """``table[ids]`` for ids already checked by :func:`check_ids`; NaN rows where an id was invalid.
+
+    Args:
+        table: ``(input_dim, ...)`` array (a float table, or the scales of a quantized one).
+        ids: the :class:`CheckedIds`.
+        method: ``"take"`` or ``"one_hot"``.
+
+    Returns:
+        ``(*ids.index.shape, *table.shape[1:])`` array of ``table.dtype``.
+
+    Examples:
+        >>> table = jnp.array([[1., 1.], [1., 2.], [2., 2.], [3., 3.]])
+        >>> gather(table, check_ids([3, 0], 4)).tolist()
+        [[3.0, 3.0], [1.0, 1.0]]
+    """
+    out = _LOOKUPS[_check_lookup_method(method)](table, ids.index)
+    if ids.valid is None:
+        return out
+    valid = ids.valid.reshape(ids.valid.shape + (1,) * (out.ndim - ids.valid.ndim))
+    return jnp.where(valid, out, jnp.array(jnp.nan, dtype=table.dtype))
+
+
 def lookup(
     table: jax.Array,
     ids: jax.typing.ArrayLike,
@@ -224,6 +323,8 @@ def lookup(
     invalid_ids: InvalidIds = "nan",
 ) -> jax.Array:
     """Looks up rows of ``table``: ``out[..., :] = table[ids[...], :]``.
+
+    :func:`check_ids` then :func:`gather`.
 
     Args:
         table: ``(input_dim, output_dim)`` floating-point array.
@@ -253,25 +354,8 @@ def lookup(
         >>> jax.jit(lookup)(table, jnp.array([-1]))
         Array([[nan, nan]], dtype=float32)
     """
-    gather = _LOOKUPS.get(_check_lookup_method(method))
-    _check_invalid_ids_mode(invalid_ids)
-    input_dim = table.shape[0]
-    int_ids, valid = prepare_ids(ids, input_dim)
-    if valid is None:
-        return gather(table, int_ids)
-
-    if invalid_ids == "checkify":
-        bad = jnp.argmin(valid.ravel()) if valid.size else 0
-        checkify.check(
-            jnp.all(valid),
-            f"Embedding ids must be in the range [0, {input_dim - 1}] "
-            f"(input_dim={input_dim}); found invalid id {{bad_id}} at flat index {{pos}}.",
-            bad_id=jnp.ravel(ids)[bad] if valid.size else 0,
-            pos=bad,
-        )
-    out = gather(table, jnp.where(valid, int_ids, 0))
-    nan = jnp.array(jnp.nan, dtype=table.dtype)
-    return jnp.where(valid[..., None], out, nan)
+    _check_lookup_method(method)
+    return gather(table, check_ids(ids, table.shape[0], invalid_ids), method=method)
 
 
 def masked_mean(x: jax.Array, mask: jax.typing.ArrayLike | None, axis: int = 1) -> jax.Array:
@@ -313,7 +397,7 @@ def compute_mask(ids: jax.typing.ArrayLike, mask_zero: bool) -> jax.Array | None
     """
     if not mask_zero:
         return None
-    return jnp.not_equal(jnp.asarray(ids), 0)
+    return jnp.not_equal(jnp.asarray(dense_ids(ids)), 0)
 
 
 # ------------------------------------------------------------------ multi-hot bags

@@ -20,11 +20,13 @@ from jaxembed.nn._embedding import (
     regularization_loss,
 )
 from jaxembed.nn._pooling import Flatten, GlobalAveragePooling1D
+from jaxembed.nn._reversible import ReversibleEmbedding
 from jaxembed.nn._sequential import Activation, KerasSequential
 
 __all__ = [
     "Embedding",
     "EmbeddingBag",
+    "ReversibleEmbedding",
     "EmbeddingSpec",
     "FrozenParam",
     "QuantizedVariable",

@@ -66,7 +66,9 @@ class RowTap:
         self.ids: list[jax.Array] = []
         self._trace = _current_trace()
 
-    def __call__(self, rows: jax.Array, ids: jax.typing.ArrayLike, *, num_rows: int) -> jax.Array:
+    def __call__(
+        self, rows: jax.Array, ids: ops.CheckedIds | jax.typing.ArrayLike, *, num_rows: int
+    ) -> jax.Array:
         """Records ``ids`` and returns ``rows`` plus this call's probe (``rows`` while discovering)."""
         if _current_trace() != self._trace:
             raise ValueError(
@@ -76,9 +78,9 @@ class RowTap:
                 "transformation (e.g. embed the whole (batch, time) block before the scan) or train "
                 "this model with the dense update rule (a plain optax transformation)."
             )
-        int_ids, valid = ops.prepare_ids(ids, num_rows)
-        if valid is not None:
-            int_ids = jnp.where(valid, int_ids, -1)
+        # Ids the layer already checked (ops.CheckedIds) are not checked again.
+        checked = ids if isinstance(ids, ops.CheckedIds) else ops.check_ids(ids, num_rows)
+        int_ids = checked.index if checked.valid is None else jnp.where(checked.valid, checked.index, -1)
         self.ids.append(int_ids)
         if self.probes is None:
             return rows
@@ -92,7 +94,9 @@ class RowTap:
         return rows + self.probes[call].astype(rows.dtype)
 
 
-def tap_rows(layer: object, rows: jax.Array, ids: jax.typing.ArrayLike, *, num_rows: int) -> jax.Array:
+def tap_rows(
+    layer: object, rows: jax.Array, ids: ops.CheckedIds | jax.typing.ArrayLike, *, num_rows: int
+) -> jax.Array:
     """``rows`` as gathered for ``ids``, passed through ``layer``'s tap when a row-sparse step set one.
 
     The one call a table layer makes where it gathers its rows.

@@ -18,10 +18,19 @@ import numpy as np
 from flax import nnx
 
 from jaxembed import _mesh, ops
-from jaxembed._spec import EmbeddingSpec, parse_quantization_config
+from jaxembed._spec import EmbeddingSpec, parse_quantization_config, with_keras_arguments
 from jaxembed.nn import _capture
 from jaxembed.tables import _lora as lora_math
 from jaxembed.tables import _quant as quant
+from jaxembed.tables._parts import (
+    DenseTable,
+    FrozenParam,
+    LoRAPart,
+    QuantizedTablePart,
+    QuantizedVariable,
+    TablePart,
+    Variables,
+)
 
 __all__ = [
     "Embedding",
@@ -32,29 +41,6 @@ __all__ = [
     "regularization_loss",
     "apply_constraints",
 ]
-
-
-def _retyped(variable: nnx.Variable, kind: type[nnx.Variable]) -> nnx.Variable:
-    """The same array as a variable of another kind (trainable or frozen), metadata (sharding) kept."""
-    new = kind(variable[...])
-    new.set_metadata(**variable.get_metadata())
-    return new
-
-
-class FrozenParam(nnx.Variable):
-    """A table that training leaves alone (``trainable=False``).
-
-    It is not an ``nnx.Param``, so ``nnx.grad``, ``nnx.Optimizer(..., wrt=nnx.Param)``
-    and jaxembed's training utilities skip it; the layer also stops gradients
-    through it.
-    """
-
-
-class QuantizedVariable(nnx.Variable):
-    """An int8/int4 table or its scales and zero points (after :meth:`Embedding.quantize`).
-
-    Not an ``nnx.Param``: quantized tables are not trained (LoRA factors on top are).
-    """
 
 
 class ActivityLoss(nnx.Variable):
@@ -74,6 +60,20 @@ def _key_from(rngs: nnx.Rngs | int | jax.Array | None) -> jax.Array:
         "`rngs` must be an nnx.Rngs, an integer seed, a key from jax.random.key, or None. "
         f"Received: rngs={rngs!r} (of type {type(rngs).__name__})."
     )
+
+
+class _Staged:
+    """A stand-in variable for a dry run of ``set_keras_weights`` (checks shapes, assigns nothing)."""
+
+    def __init__(self, variable: nnx.Variable):
+        self.shape, self.dtype = variable.shape, variable.dtype
+        self._value = variable[...]
+
+    def __getitem__(self, index: Any) -> jax.Array:
+        return self._value
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        pass
 
 
 class _FromSpec:
@@ -157,51 +157,26 @@ class Embedding(nnx.Module):
     lora_alpha = _FromSpec()
     quantization_mode = _FromSpec()
 
+    @with_keras_arguments
     def __init__(
         self,
         input_dim: int,
         output_dim: int,
         *,
-        embeddings_initializer: Any = "uniform",
-        embeddings_regularizer: Any = None,
-        embeddings_constraint: Any = None,
-        activity_regularizer: Any = None,
-        mask_zero: bool = False,
         weights: Any = None,
-        input_length: int | Sequence[int | None] | None = None,
-        name: str | None = None,
-        trainable: bool = True,
-        dtype: Any = None,
-        param_dtype: Any = None,
-        lookup: ops.LookupMethod = "take",
-        invalid_ids: ops.InvalidIds = "nan",
         lora_rank: int | None = None,
         lora_alpha: float | None = None,
         quantization_config: Any = None,
         embeddings_sharding: Any = None,
         rngs: nnx.Rngs | int | jax.Array | None = None,
+        **arguments: Any,
     ):
         quantization = parse_quantization_config(quantization_config)
         placement = _mesh.variable_metadata(embeddings_sharding)
-        self.spec = EmbeddingSpec.create(
-            input_dim,
-            output_dim,
-            embeddings_initializer=embeddings_initializer,
-            embeddings_regularizer=embeddings_regularizer,
-            embeddings_constraint=embeddings_constraint,
-            activity_regularizer=activity_regularizer,
-            mask_zero=mask_zero,
-            input_length=input_length,
-            name=name,
-            trainable=trainable,
-            dtype=dtype,
-            param_dtype=param_dtype,
-            lookup=lookup,
-            invalid_ids=invalid_ids,
-        )
+        self.spec = EmbeddingSpec.create(input_dim, output_dim, **arguments)
         key = _key_from(rngs)
         table = self.spec.initial_table(key, weights)
-        self.embeddings = (nnx.Param if trainable else FrozenParam)(table, **placement)
+        self._install(self.spec.table.create(table, trainable=self.spec.trainable, **placement))
         if self.spec.activity_regularizer is not None:
             self.activity_loss = ActivityLoss(jnp.zeros((), jnp.float32))
         # Keras's build order: quantized variables first, then LoRA on top.
@@ -211,40 +186,81 @@ class Embedding(nnx.Module):
         if lora_rank is not None:
             self.enable_lora(lora_rank, lora_alpha, rngs=jax.random.fold_in(key, 1))
 
+    # ------------------------------------------------------------------ parts
+    @property
+    def parts(self) -> tuple[TablePart, ...]:
+        """The table part, then the LoRA part if any (see :mod:`jaxembed.tables`)."""
+        return (self.spec.table,) if self.spec.lora is None else (self.spec.table, self.spec.lora)
+
+    def part_variables(self, part: TablePart) -> Variables:
+        """``part``'s variables, by the names the part gives them (the layer holds them as attributes)."""
+        return {name: getattr(self, name) for name in part.names}
+
+    def _install(self, variables: Variables) -> None:
+        for name, variable in variables.items():
+            setattr(self, name, variable)
+
+    @property
+    def _row_sparse_table(self) -> bool:
+        """Whether the layer only looks its table up (so row-sparse training may update it row by row)."""
+        return True
+
+    def _trained_part(self) -> TablePart:
+        """The part training updates: the LoRA part when there is one (it freezes the table)."""
+        return self.spec.table if self.spec.lora is None else self.spec.lora
+
     # -------------------------------------------------------------- the layer
     def __call__(self, ids: jax.typing.ArrayLike) -> jax.Array:
-        """Looks up ``ids`` (any shape); returns ``(*ids.shape, output_dim)`` in ``dtype``."""
+        """Looks up ``ids`` (any shape; a ``jax.experimental.sparse.BCOO`` is densified, as in
+        Keras's JAX backend); returns ``(*ids.shape, output_dim)`` in ``dtype``."""
         spec = self.spec
+        ids = ops.dense_ids(ids)
         spec.check_ids_shape(jnp.shape(ids))
-        if spec.quantization_mode is not None:
-            outputs = quant.lookup(
-                self.quantized_table(),
-                ids,
-                mode=spec.quantization_mode,
-                output_dim=spec.output_dim,
-                block_size=spec.quantization_block_size,
-                invalid_ids=spec.invalid_ids,
-            )
-        else:
-            table = self.embeddings[...]
-            if not isinstance(self.embeddings, nnx.Param):
-                table = jax.lax.stop_gradient(table)
-            outputs = ops.lookup(table, ids, method=spec.lookup, invalid_ids=spec.invalid_ids)
-            # A row-sparse train step's tap sees these rows (jaxembed.nn._capture); else a no-op.
-            outputs = _capture.tap_rows(self, outputs, ids, num_rows=table.shape[0])
-        if spec.lora_rank is not None:
-            outputs = outputs + lora_math.lookup_delta(
-                self.lora_embeddings_a[...],
-                self.lora_embeddings_b[...],
-                ids,
-                rank=spec.lora_rank,
-                alpha=spec.lora_alpha,
-                invalid_ids=spec.invalid_ids,
-            )
-        outputs = outputs.astype(spec.dtype)
+        checked = ops.check_ids(ids, spec.input_dim, spec.invalid_ids)  # the one check of the ids
+        outputs = self.lookup_checked(checked)
         if spec.activity_regularizer is not None:
             self.activity_loss[...] = spec.activity_penalty(outputs)
         return outputs
+
+    def lookup_checked(self, ids: ops.CheckedIds) -> jax.Array:
+        """The lookup for ids already checked by :func:`jaxembed.ops.check_ids`: each part's rows,
+        summed, in ``dtype`` (no activity penalty recorded)."""
+        spec = self.spec
+        outputs = spec.table.lookup(self.part_variables(spec.table), ids, method=spec.lookup)
+        if isinstance(spec.table, DenseTable):
+            # A row-sparse train step's tap sees these rows (jaxembed.nn._capture); else a no-op.
+            outputs = _capture.tap_rows(self, outputs, ids, num_rows=spec.input_dim)
+        if spec.lora is not None:
+            outputs = outputs + spec.lora.lookup(self.part_variables(spec.lora), ids, method=spec.lookup)
+        return outputs.astype(spec.dtype)
+
+    def attend(self, query: jax.typing.ArrayLike) -> jax.Array:
+        """Logits ``query @ W.T`` ``(..., input_dim)`` against the table, as Flax's ``nnx.Embed.attend``.
+
+        In ``dtype``; each part adds its share (a LoRA delta without forming ``A @ B``; a
+        quantized table as Keras's quantized reverse projection, ``query`` quantized to int8).
+        Use it to tie the output layer of a language model to its input embedding.
+
+        Examples:
+            >>> layer = Embedding(3, 2, weights=jnp.array([[0.0, 0.0], [2.0, 2.0], [3.0, 3.0]]))
+            >>> layer.attend(jnp.array([[1.0, 1.0]])).tolist()
+            [[0.0, 4.0, 6.0]]
+        """
+        return self._project(query, self.spec.dtype)
+
+    def _project(self, x: jax.typing.ArrayLike, dtype: Any) -> jax.Array:
+        if _capture.is_tapped(self):
+            raise ValueError(
+                f"Layer '{self.spec.name}' projects onto its whole table (attend / reverse=True) inside a "
+                "row-sparse train step, which updates only the rows a lookup gathered: the projection's "
+                "gradient would be lost. Use jaxembed.ReversibleEmbedding (its tied table gets the dense "
+                "update) or train with the dense update rule."
+            )
+        dtype = jnp.dtype(dtype)
+        logits = sum(
+            part.project(self.part_variables(part), jnp.asarray(x), dtype=dtype) for part in self.parts
+        )
+        return logits.astype(dtype)
 
     def compute_mask(self, ids: jax.typing.ArrayLike, mask: Any = None) -> jax.Array | None:
         """``ids != 0`` when ``mask_zero``, else ``None`` (Keras's signature)."""
@@ -263,12 +279,8 @@ class Embedding(nnx.Module):
     @trainable.setter
     def trainable(self, value: bool) -> None:
         self.spec = dataclasses.replace(self.spec, trainable=bool(value))
-        kind = nnx.Param if value else FrozenParam
-        if self.spec.lora_rank is not None:  # only the LoRA factors ever train
-            self.lora_embeddings_a = _retyped(self.lora_embeddings_a, kind)
-            self.lora_embeddings_b = _retyped(self.lora_embeddings_b, kind)
-        elif self.spec.quantization_mode is None:
-            self.embeddings = _retyped(self.embeddings, kind)
+        part = self._trained_part()
+        self._install(part.with_trainable(self.part_variables(part), bool(value)))
 
     @property
     def input_length(self) -> int | list[int | None] | None:
@@ -278,76 +290,92 @@ class Embedding(nnx.Module):
             return None
         return length[0] if len(length) == 1 else list(length)
 
+    def trainable_variables(self) -> dict[str, nnx.Variable]:
+        """The variables training updates, by name (the table, or LoRA's ``A`` and ``B``).
+
+        Examples:
+            >>> layer = Embedding(3, 2, rngs=0)
+            >>> list(layer.trainable_variables())
+            ['embeddings']
+            >>> layer.enable_lora(1)
+            >>> list(layer.trainable_variables())
+            ['lora_embeddings_a', 'lora_embeddings_b']
+        """
+        found: dict[str, nnx.Variable] = {}
+        for part in self.parts:
+            found.update(part.trainable_variables(self.part_variables(part)))
+        return found
+
     def regularization_loss(self) -> jax.Array:
         """The penalty of the trained tables plus the latest call's activity penalty.
 
         With LoRA the regularizer applies to ``A`` and ``B`` (as Keras); a
         quantized table without LoRA has none.
         """
-        if self.spec.lora_rank is not None:
-            penalty = self.spec.table_penalty(self.lora_embeddings_a[...]) + self.spec.table_penalty(
-                self.lora_embeddings_b[...]
-            )
-        elif self.spec.quantization_mode is not None:
-            penalty = jnp.zeros((), jnp.float32)
-        elif _capture.is_tapped(self):  # a row-sparse step penalizes the touched rows itself
-            penalty = jnp.zeros((), jnp.float32)
+        part = self._trained_part()
+        if part is self.spec.table and _capture.is_tapped(self):
+            penalty = jnp.zeros((), jnp.float32)  # a row-sparse step penalizes the touched rows itself
         else:
-            penalty = self.spec.table_penalty(self.embeddings[...])
+            penalty = part.penalty(self.part_variables(part), self.spec.embeddings_regularizer)
         if self.spec.activity_regularizer is not None:
             penalty = penalty + self.activity_loss[...]
         return penalty
 
     def apply_constraint(self) -> None:
-        """Projects the table with ``embeddings_constraint`` in place (no-op without one)."""
-        if self.spec.embeddings_constraint is not None and self.spec.quantization_mode is None:
-            self.embeddings[...] = self.spec.embeddings_constraint(self.embeddings[...])
+        """Projects the trained table with ``embeddings_constraint`` in place (no-op without one)."""
+        part = self._trained_part()
+        part.constrain(self.part_variables(part), self.spec.embeddings_constraint)
+
+    def _keras_ordered_parts(self) -> list[TablePart]:
+        """The parts in Keras's weight order: weights created trainable first, then the others."""
+        return sorted(self.parts, key=lambda part: not part.keras_trainable)
 
     def _weight_names(self) -> list[str]:
-        names = ["embeddings"]
-        if self.spec.quantization_mode is not None:
-            names.append("embeddings_scale")
-            if self.spec.quantization_mode == "int4" and self.spec.quantization_block_size is not None:
-                names.append("embeddings_zero")
-        if self.spec.lora_rank is not None:
-            names += ["lora_embeddings_a", "lora_embeddings_b"]
-        return names
+        return [name for part in self._keras_ordered_parts() for name in part.keras_weight_names()]
 
     def get_weights(self) -> list[np.ndarray]:
         """The variables as NumPy arrays, as Keras's ``get_weights``.
 
-        ``[table]``; a quantized layer gives ``[values, scale]`` (grouped int4 adds
-        ``zero``), and LoRA appends ``[A, B]``.
+        In Keras's order: ``[table]``; a quantized layer gives ``[values, scale]`` (grouped
+        int4 ``[values, scale, zero, g_idx]``); LoRA adds ``[A, B]`` after a float table and
+        before a quantized one (Keras lists the weights it created trainable first).
+
+        Examples:
+            >>> layer = Embedding(2, 3, rngs=0)
+            >>> layer.quantize("int4", block_size=2)
+            >>> [w.shape for w in layer.get_weights()]
+            [(2, 2), (2, 2), (2, 2), (3,)]
         """
-        return [np.asarray(getattr(self, name)[...]) for name in self._weight_names()]
+        return [
+            np.asarray(array)
+            for part in self._keras_ordered_parts()
+            for _, array in part.keras_weights(self.part_variables(part))
+        ]
 
     def set_weights(self, weights: Sequence[Any]) -> None:
         """Replaces the variables from a list laid out as :meth:`get_weights` (shapes checked)."""
         names = self._weight_names()
-        if names == ["embeddings"]:
-            self.embeddings[...] = self.spec.initial_table(None, list(weights))
-            return
         weights = list(weights)
         if len(weights) != len(names):
             raise ValueError(
                 f"`set_weights` expects {len(names)} arrays ({', '.join(names)}). Received {len(weights)}."
             )
-        for name, value in zip(names, weights):
-            variable = getattr(self, name)
-            if np.shape(value) != variable.shape:
-                raise ValueError(
-                    f"`set_weights`: {name} must have shape {variable.shape}. "
-                    f"Received shape {np.shape(value)}."
-                )
-        for name, value in zip(names, weights):
-            variable = getattr(self, name)
-            variable[...] = jnp.asarray(value, variable.dtype)
+        start = 0
+        chunks = []
+        for part in self._keras_ordered_parts():
+            count = len(part.keras_weight_names())
+            chunks.append((part, weights[start : start + count]))
+            start += count
+        for part, chunk in chunks:  # every shape checked before anything is assigned
+            part.set_keras_weights({n: _Staged(v) for n, v in self.part_variables(part).items()}, chunk)
+        for part, chunk in chunks:
+            part.set_keras_weights(self.part_variables(part), chunk)
 
     # ------------------------------------------------------------- LoRA (Keras 3)
     @property
     def lora_enabled(self) -> bool:
         """Whether :meth:`enable_lora` has been called (or ``lora_rank`` given)."""
-        return self.spec.lora_rank is not None
+        return self.spec.lora is not None
 
     def enable_lora(
         self,
@@ -358,10 +386,10 @@ class Embedding(nnx.Module):
         *,
         rngs: nnx.Rngs | int | jax.Array | None = None,
     ) -> None:
-        """Freezes the table and adds trainable ``A`` ``(input_dim, rank)``, ``B`` ``(rank, output_dim)``.
+        """Freezes the table and adds a LoRA part: ``A`` ``(input_dim, rank)``, ``B`` ``(rank, output_dim)``.
 
         The layer then looks up ``W + (lora_alpha / rank) * A @ B``
-        (:mod:`jaxembed.tables`); ``lora_alpha`` defaults to ``rank``. Keras's
+        (:class:`jaxembed.tables.LoRAPart`); ``lora_alpha`` defaults to ``rank``. Keras's
         rules apply: not with an ``embeddings_constraint``, and only once.
         (Keras also refuses an unbuilt layer; a jaxembed layer is built when made.)
 
@@ -376,28 +404,25 @@ class Embedding(nnx.Module):
                 "Lora is incompatible with embedding constraints. In order to enable lora on this layer, "
                 "remove the `embeddings_constraint` argument."
             )
-        if self.spec.lora_rank is not None:
+        if self.spec.lora is not None:
             raise ValueError("lora is already enabled. This can only be done once per layer.")
         rank = lora_math._check_rank(rank)
-        alpha = lora_math._check_alpha(lora_alpha, rank)
-        a, b = lora_math.init_factors(
+        part = LoRAPart(rank, lora_math._check_alpha(lora_alpha, rank))
+        variables = part.create(
             _key_from(rngs),
             self.spec.input_dim,
             self.spec.output_dim,
-            rank,
+            trainable=self.spec.trainable,
             a_initializer=a_initializer,
             b_initializer=b_initializer,
         )
-        kind = nnx.Param if self.spec.trainable else FrozenParam
-        self.lora_embeddings_a = kind(a)
-        self.lora_embeddings_b = kind(b)
-        if isinstance(self.embeddings, nnx.Param):
-            self.embeddings = _retyped(self.embeddings, FrozenParam)
-        self.spec = dataclasses.replace(self.spec, lora_rank=rank, lora_alpha=alpha)
+        self._install(self.spec.table.with_trainable(self.part_variables(self.spec.table), False))
+        self._install(variables)
+        self.spec = dataclasses.replace(self.spec, lora=part)
 
     # ----------------------------------------------------- quantization (Keras 3)
     def quantize(self, mode: str, *, block_size: int | None = quant.DEFAULT_INT4_BLOCK_SIZE) -> None:
-        """Replaces the table by an int8 or int4 one, as Keras 3's ``Embedding.quantize``.
+        """Replaces the table part by an int8 or int4 one, as Keras 3's ``Embedding.quantize``.
 
         Args:
             mode: ``"int8"`` (per-row abs-max) or ``"int4"``.
@@ -406,8 +431,8 @@ class Embedding(nnx.Module):
                 ``Int4QuantizationConfig(block_size=...)``).
 
         The stored arrays (``embeddings``, ``embeddings_scale`` and, for grouped
-        int4, ``embeddings_zero``) are :class:`QuantizedVariable` objects; see
-        :mod:`jaxembed.tables` for the math. LoRA factors, if any, stay float32
+        int4, ``embeddings_zero``) are :class:`QuantizedVariable` objects of a
+        :class:`jaxembed.tables.QuantizedTablePart`. LoRA factors, if any, stay float32
         and trainable on top.
 
         Examples:
@@ -433,21 +458,22 @@ class Embedding(nnx.Module):
                 "Quantization mode='int8' doesn't work well with compute_dtype='float16'. Use a bfloat16 "
                 "or float32 compute dtype."
             )
-        table = quant.quantize(self.embeddings[...], mode, block_size=block_size)
-        self.embeddings = QuantizedVariable(table.values)
-        self.embeddings_scale = QuantizedVariable(table.scale)
-        if table.zero is not None:
-            self.embeddings_zero = QuantizedVariable(table.zero)
-        self.spec = dataclasses.replace(self.spec, quantization_mode=mode, quantization_block_size=block_size)
+        old = self.spec.table
+        part = QuantizedTablePart(mode, self.spec.output_dim, block_size)
+        variables = part.create(old.dense(self.part_variables(old)))
+        for name in set(old.names) - set(part.names):
+            delattr(self, name)
+        self._install(variables)
+        self.spec = dataclasses.replace(self.spec, table=part)
 
     def quantized_table(self) -> quant.QuantizedTable:
         """The stored int arrays as a :class:`jaxembed.tables.QuantizedTable` (quantized layers only)."""
-        if self.spec.quantization_mode is None:
+        part = self.spec.table
+        if not isinstance(part, QuantizedTablePart):
             raise ValueError(
                 f"Layer '{self.spec.name}' is not quantized; call quantize('int8' or 'int4') first."
             )
-        zero = self.embeddings_zero[...] if hasattr(self, "embeddings_zero") else None
-        return quant.QuantizedTable(self.embeddings[...], self.embeddings_scale[...], zero)
+        return part.stored(self.part_variables(part))
 
     def effective_table(self) -> jax.Array:
         """The float ``(input_dim, output_dim)`` table the layer looks up: dequantized, LoRA merged.
@@ -460,24 +486,9 @@ class Embedding(nnx.Module):
             >>> [[round(v, 3) for v in row] for row in layer.effective_table().tolist()]
             [[1.0, -1.0], [0.5, 0.248]]
         """
-        spec = self.spec
-        if spec.quantization_mode is not None:
-            table = quant.dequantize(
-                self.quantized_table(),
-                mode=spec.quantization_mode,
-                output_dim=spec.output_dim,
-                block_size=spec.quantization_block_size,
-            )
-        else:
-            table = self.embeddings[...]
-        if spec.lora_rank is not None:
-            table = lora_math.merged_table(
-                table,
-                self.lora_embeddings_a[...],
-                self.lora_embeddings_b[...],
-                rank=spec.lora_rank,
-                alpha=spec.lora_alpha,
-            )
+        table = self.spec.table.dense(self.part_variables(self.spec.table))
+        if self.spec.lora is not None:
+            table = self.spec.lora.merged(self.part_variables(self.spec.lora), table)
         return table
 
     def get_config(self) -> dict[str, Any]:

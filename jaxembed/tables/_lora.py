@@ -129,5 +129,12 @@ def lookup_delta(
         >>> np.asarray(lookup_delta(a, b, jnp.array([2]), rank=2, alpha=3), float).round(4).tolist()
         [[0.495, 0.495]]
     """
-    rows = ops.lookup(a, ids, invalid_ids=invalid_ids)
+    return _delta_rows_checked(a, b, ops.check_ids(ids, a.shape[0], invalid_ids), rank=rank, alpha=alpha)
+
+
+def _delta_rows_checked(
+    a: jax.Array, b: jax.Array, ids: ops.CheckedIds, *, rank: int, alpha: float
+) -> jax.Array:
+    """:func:`lookup_delta` for ids already checked by :func:`jaxembed.ops.check_ids`."""
+    rows = ops.gather(a, ids)
     return scaling(rank, alpha) * jnp.matmul(rows, b, precision=_PRECISION)

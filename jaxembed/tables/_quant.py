@@ -57,6 +57,8 @@ __all__ = [
     "quantize",
     "dequantize",
     "lookup",
+    "quantize_inputs",
+    "project",
     "nbytes",
 ]
 
@@ -289,7 +291,7 @@ def lookup(
 ) -> jax.Array:
     """Dequantized rows ``(*ids.shape, output_dim)`` for ``ids``, touching only those rows.
 
-    Ids are checked by :func:`jaxembed.ops.prepare_ids` (concrete bad ids raise;
+    Ids are checked by :func:`jaxembed.ops.check_ids` (concrete bad ids raise;
     traced ones give NaN rows, or a ``checkify`` error), as in :func:`jaxembed.ops.lookup`.
 
     Examples:
@@ -303,17 +305,28 @@ def lookup(
             raise ValueError("`output_dim` is required for int4 tables (the packed width rounds it up).")
         output_dim = table.values.shape[-1]
     block_size = _check_block_size(block_size) if mode == "int4" else None
+    checked = ops.check_ids(ids, table.values.shape[0], invalid_ids)
+    return _lookup_checked(
+        table, checked, mode=mode, output_dim=output_dim, block_size=block_size, dtype=jnp.dtype(dtype)
+    )
+
+
+def _lookup_checked(
+    table: QuantizedTable,
+    ids: ops.CheckedIds,
+    *,
+    mode: str,
+    output_dim: int,
+    block_size: int | None,
+    dtype: jnp.dtype = jnp.float32,
+) -> jax.Array:
+    """:func:`lookup` for ids already checked by :func:`jaxembed.ops.check_ids` (arguments normalized)."""
     input_dim = table.values.shape[0]
     # The scale rows carry the invalid-id policy: a bad id gets a NaN scale, hence a NaN row.
-    scale_rows = ops.lookup(
-        table.scale.reshape(input_dim, -1).astype(jnp.float32), ids, invalid_ids=invalid_ids
-    )
+    scale_rows = ops.gather(table.scale.reshape(input_dim, -1).astype(jnp.float32), ids)
     scale_rows = scale_rows.reshape(*scale_rows.shape[:-1], *table.scale.shape[1:])
-    int_ids, valid = ops.prepare_ids(ids, input_dim)
-    if valid is not None:
-        int_ids = jnp.where(valid, int_ids, 0)
-    values = jnp.take(table.values, int_ids, axis=0)
-    zero = None if table.zero is None else jnp.take(table.zero, int_ids, axis=0)
+    values = jnp.take(table.values, ids.index, axis=0)
+    zero = None if table.zero is None else jnp.take(table.zero, ids.index, axis=0)
     return _dequantize_rows(
         values,
         scale_rows,
@@ -323,6 +336,73 @@ def lookup(
         block_size=block_size,
         dtype=jnp.dtype(dtype),
     )
+
+
+def quantize_inputs(x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Keras's default activation quantizer: per-row abs-max int8 of ``x`` (on the device).
+
+    Returns ``(values, scale)`` with ``values = clip(round(x * scale), -127, 127)`` (int8) and
+    ``scale = 127 / (max|x| + eps)`` of shape ``(..., 1)``.
+
+    Examples:
+        >>> values, scale = quantize_inputs(jnp.array([[0.5, -1.0]]))
+        >>> values.tolist(), scale.shape
+        ([[64, -127]], (1, 1))
+    """
+    x = jnp.asarray(x, jnp.float32)
+    low, high = _INT8_RANGE
+    scale = high / (jnp.max(jnp.abs(x), axis=-1, keepdims=True) + _EPSILON)
+    return jnp.clip(jnp.round(x * scale), low, high).astype(jnp.int8), scale
+
+
+def project(
+    table: QuantizedTable,
+    x: jax.typing.ArrayLike,
+    *,
+    mode: QuantizationMode,
+    output_dim: int,
+    block_size: int | None = DEFAULT_INT4_BLOCK_SIZE,
+    dtype: jnp.dtype = jnp.float32,
+    quantize_x: bool | None = None,
+) -> jax.Array:
+    """Logits ``x @ W.T`` ``(..., input_dim)`` against a quantized table, as Keras 3's quantized
+    ``ReversibleEmbedding(reverse=True)``.
+
+    With ``quantize_x`` (default: int8 yes, int4 no -- the activation quantizers of Keras's
+    ``Int8QuantizationConfig`` and ``Int4QuantizationConfig``, which the layer configs name)
+    ``x`` is quantized per row to int8 (:func:`quantize_inputs`) and per-row table scales divide
+    an integer product; grouped int4 dequantizes the table first.
+
+    Examples:
+        >>> q = quantize(jnp.array([[1.0, 0.0], [0.0, 2.0]]), "int8")
+        >>> project(q, jnp.array([[1.0, 1.0]]), mode="int8", output_dim=2).round(3).tolist()
+        [[1.0, 2.0]]
+    """
+    block_size = _check_block_size(block_size) if _check_mode(mode) == "int4" else None
+    values = table.values if mode == "int8" else unpack_int4(table.values, output_dim)
+    if quantize_x is None:
+        quantize_x = mode == "int8"
+    if quantize_x:
+        x_values, x_scale = quantize_inputs(x)
+    else:
+        x_values, x_scale = jnp.asarray(x, dtype), jnp.ones((1,), dtype)
+    if table.zero is None:  # per-row scales: the product of the stored values, then the scales divided out
+        if quantize_x:
+            logits = jnp.matmul(x_values, values.T, preferred_element_type=jnp.int32).astype(dtype)
+        else:
+            logits = jnp.matmul(x_values, values.T.astype(dtype), precision=jax.lax.Precision.HIGHEST)
+        return logits / (x_scale.astype(dtype) * table.scale.astype(dtype))
+    dense = _dequantize_rows(
+        values,
+        table.scale,
+        table.zero,
+        mode="int8",
+        output_dim=output_dim,
+        block_size=block_size,
+        dtype=dtype,
+    )
+    logits = jnp.matmul(x_values.astype(dtype), dense.T, precision=jax.lax.Precision.HIGHEST)
+    return logits / x_scale.astype(dtype)
 
 
 def nbytes(table: QuantizedTable) -> int:

@@ -37,9 +37,10 @@ def row_sparse_tables(model: nnx.Module) -> dict[str, Embedding]:
         ['words/embeddings']
     """
     return {
-        _table_key((*path, "embeddings")): node
+        _table_key((*path, name)): node
         for path, node in embedding_layers(model)
-        if isinstance(node.embeddings, nnx.Param) and node.spec.quantization_mode is None
+        if node.spec.table.row_sparse and node._row_sparse_table
+        for name in node.spec.table.trainable_variables(node.part_variables(node.spec.table))
     }
 
 
@@ -174,13 +175,16 @@ def _make_row_sparse_train_step(
             if constraints:
                 model = nnx.merge(graphdef, params, rest, copy=True)
                 for path, node in embedding_layers(model):
-                    key = _table_key((*path, "embeddings"))
-                    if key not in keys:  # the other tables' constraints, on the whole table as usual
+                    tapped = [name for name in node.spec.table.names if _table_key((*path, name)) in keys]
+                    if not tapped:  # the other tables' constraints, on the whole table as usual
                         node.apply_constraint()
-                    elif specs[key].embeddings_constraint is not None:  # the touched rows only
-                        node.embeddings[...] = _constrain_rows(
-                            specs[key].embeddings_constraint, node.embeddings[...], table_grads[key].ids
-                        )
+                    for name in tapped:  # the touched rows only
+                        key = _table_key((*path, name))
+                        if specs[key].embeddings_constraint is not None:
+                            variable = node.part_variables(node.spec.table)[name]
+                            variable[...] = _constrain_rows(
+                                specs[key].embeddings_constraint, variable[...], table_grads[key].ids
+                            )
                 _, params, rest = nnx.split(model, nnx.Param, ...)
         return TrainState(state.step + 1, params, rest, RowSparseOptState(inner)), {"loss": loss, **metrics}
 

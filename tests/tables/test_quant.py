@@ -195,10 +195,42 @@ def test_set_and_get_weights_of_a_quantized_layer():
     layer = jaxembed.Embedding(6, 4, rngs=0)
     layer.quantize("int4", block_size=2)
     weights = layer.get_weights()
-    assert [w.shape for w in weights] == [(6, 2), (6, 2), (6, 2)]
+    # Keras's four arrays: values, scale, zero points, g_idx
+    assert [w.shape for w in weights] == [(6, 2), (6, 2), (6, 2), (4,)]
+    np.testing.assert_array_equal(weights[3], [0.0, 0.0, 1.0, 1.0])
     other = jaxembed.Embedding(6, 4, rngs=1)
     other.quantize("int4", block_size=2)
     other.set_weights(weights)
     np.testing.assert_array_equal(np.asarray(other(np.arange(6))), np.asarray(layer(np.arange(6))))
     with pytest.raises(ValueError, match=r"embeddings_scale must have shape \(6, 2\)"):
-        other.set_weights([weights[0], weights[1][:, :1], weights[2]])
+        other.set_weights([weights[0], weights[1][:, :1], weights[2], weights[3]])
+    with pytest.raises(ValueError, match=r"`set_weights` expects 4 arrays"):
+        other.set_weights(weights[:3])
+    with pytest.raises(ValueError, match=r"g_idx must be floor\(arange\(4\) / 2\)"):
+        other.set_weights([*weights[:3], np.zeros(4, np.float32)])
+    # nothing was assigned by the refused calls
+    np.testing.assert_array_equal(np.asarray(other(np.arange(6))), np.asarray(layer(np.arange(6))))
+
+
+@pytest.mark.parametrize("lora", [False, True])
+def test_grouped_int4_weights_are_keras_weight_lists(lora):
+    """Keras's get_weights() list of a grouped int4 layer (4 arrays, + LoRA's 2) sets ours and back."""
+    keras = pytest.importorskip("keras")
+    rng = np.random.default_rng(0)
+    keras_layer = keras.layers.Embedding(7, 5, weights=[rng.normal(size=(7, 5)).astype(np.float32)])
+    keras_layer.quantize("int4", config=keras.quantizers.Int4QuantizationConfig(block_size=2))
+    ours = jaxembed.Embedding(7, 5, quantization_config="int4/2", rngs=0)
+    if lora:
+        keras_layer.enable_lora(2)
+        ours.enable_lora(2)
+    keras_weights = [np.asarray(w) for w in keras_layer.get_weights()]
+    assert [w.shape for w in ours.get_weights()] == [w.shape for w in keras_weights]
+    if lora:  # Keras lists the weights it made trainable (A, B) first; B is zero, give it values
+        assert [w.shape for w in keras_weights[:2]] == [(7, 2), (2, 5)]
+        keras_weights[1] = rng.normal(size=(2, 5)).astype(np.float32)
+        keras_layer.set_weights(keras_weights)
+    ours.set_weights(keras_weights)
+    for got, want in zip(ours.get_weights(), keras_layer.get_weights()):
+        np.testing.assert_array_equal(got, np.asarray(want))
+    ids = np.array([[0, 6, 3]])
+    np.testing.assert_allclose(np.asarray(ours(ids)), np.asarray(keras_layer(ids)), rtol=1e-6, atol=1e-6)

@@ -271,30 +271,28 @@ def _embedding_arguments(config: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _assign_stored(layer: Embedding, arrays: Sequence[np.ndarray], where: str) -> None:
-    """Puts Keras's stored variables into ``layer`` (zeroing LoRA factors, as Keras's load does)."""
-    targets = ["embeddings"]
-    if layer.quantization_mode is not None:
-        targets.append("embeddings_scale")
-        if hasattr(layer, "embeddings_zero"):
-            targets.append("embeddings_zero")
-    if len(arrays) < len(targets):
+    """Puts Keras's stored variables into ``layer``'s table part (a LoRA part is zeroed, as in Keras)."""
+    part = layer.spec.table
+    variables = layer.part_variables(part)
+    expected = [(name, np.shape(array)) for name, array in part.keras_weights(variables)]
+    if len(arrays) < len(expected):
         raise ValueError(
-            f"{where!r} holds {len(arrays)} variables; this layer needs {len(targets)} ({targets})."
+            f"{where!r} holds {len(arrays)} variables; this layer needs {len(expected)} "
+            f"({[name for name, _ in expected]})."
         )
-    for target, array in zip(targets, arrays):
-        variable = getattr(layer, target)
-        expected = variable.shape
-        if target == "embeddings_scale" and array.size == math.prod(expected):
-            array = array.reshape(expected)  # Keras keeps a (rows, 1) scale for single-group int4
-        if array.shape != expected:
+    fitted = []
+    for (name, shape), array in zip(expected, arrays):
+        squeezed = tuple(d for d in array.shape if d != 1) == tuple(d for d in shape if d != 1)
+        if array.shape != shape and squeezed:
+            array = array.reshape(shape)  # Keras keeps a (rows, 1) scale for single-group int4
+        if array.shape != shape:
             raise ValueError(
-                f"The {target} variable at {where!r} has shape {array.shape}; "
-                f"the layer's config needs {expected}."
+                f"The {name} variable at {where!r} has shape {array.shape}; the layer's config needs {shape}."
             )
-        variable[...] = jnp.asarray(array, variable.dtype)
-    if layer.lora_enabled:
-        layer.lora_embeddings_a[...] = jnp.zeros_like(layer.lora_embeddings_a[...])
-        layer.lora_embeddings_b[...] = jnp.zeros_like(layer.lora_embeddings_b[...])
+        fitted.append(array)
+    part.set_keras_weights(variables, fitted)
+    if layer.spec.lora is not None:
+        layer.spec.lora.zero(layer.part_variables(layer.spec.lora))
 
 
 def from_keras_layer(keras_layer: Any, *, rngs: Any = 0, **overrides: Any) -> Embedding:
@@ -321,13 +319,18 @@ def from_keras_layer(keras_layer: Any, *, rngs: Any = 0, **overrides: Any) -> Em
         raise ValueError("The Keras layer is not built yet: call it once or call build() first.")
     config = dict(keras_layer.get_config()) | overrides
     layer = Embedding(**_embedding_arguments(config), rngs=rngs)
-    arrays = [np.asarray(keras_layer._embeddings)]
-    if layer.quantization_mode is not None:
-        arrays.append(np.asarray(keras_layer.embeddings_scale))
-        if hasattr(keras_layer, "embeddings_zero"):
-            arrays.append(np.asarray(keras_layer.embeddings_zero))
-    _assign_stored(layer, arrays, keras_layer.name)
-    if layer.lora_enabled:
-        layer.lora_embeddings_a[...] = jnp.asarray(np.asarray(keras_layer.lora_embeddings_a))
-        layer.lora_embeddings_b[...] = jnp.asarray(np.asarray(keras_layer.lora_embeddings_b))
+    # Keras keeps the stored table as ``_embeddings`` (``embeddings`` is its merged view).
+    keras_names = {"embeddings": "_embeddings"}
+    table_names = layer.spec.table.keras_weight_names()
+    _assign_stored(
+        layer,
+        [np.asarray(getattr(keras_layer, keras_names.get(n, n))) for n in table_names],
+        keras_layer.name,
+    )
+    if layer.spec.lora is not None:
+        lora = layer.spec.lora
+        lora.set_keras_weights(
+            layer.part_variables(lora),
+            [np.asarray(getattr(keras_layer, n)) for n in lora.keras_weight_names()],
+        )
     return layer

@@ -16,7 +16,6 @@ from jaxembed.keras.io._h5 import _PRECISION
 from jaxembed.nn._embedding import Embedding
 from jaxembed.nn._pooling import Flatten, GlobalAveragePooling1D
 from jaxembed.nn._sequential import Activation, KerasSequential, _keras_class
-from jaxembed.tables import _quant as quant
 
 
 def _dense(config: Mapping[str, Any], arrays: list[np.ndarray], where: str) -> list[nnx.Module]:
@@ -71,22 +70,13 @@ def _layer_from_config(layer: _LayerConfig, arrays: list[np.ndarray], seed: int)
 
 # ===================================================================== write
 def _stored_embedding(layer: Embedding) -> list[np.ndarray]:
-    """What Keras's ``save_own_variables`` writes for ``layer`` (LoRA merged in)."""
-    spec = layer.spec
-    if spec.quantization_mode is None:
-        return [np.asarray(layer.effective_table(), dtype=layer.embeddings.dtype)]
-    table = layer.quantized_table()
-    if layer.lora_enabled:  # Keras dequantizes, adds the LoRA delta and quantizes again
-        table = quant.quantize(
-            layer.effective_table(), spec.quantization_mode, block_size=spec.quantization_block_size
-        )
-    stored = [np.asarray(table.values), np.asarray(table.scale)]
-    if table.zero is not None:
-        stored += [
-            np.asarray(table.zero),
-            np.asarray(quant.group_index(spec.output_dim, spec.quantization_block_size)),
-        ]
-    return stored
+    """What Keras's ``save_own_variables`` writes for ``layer``: its table part's Keras weights,
+    with a LoRA part merged in first (Keras dequantizes, adds the delta and quantizes again)."""
+    part = layer.spec.table
+    variables = layer.part_variables(part)
+    if layer.spec.lora is not None:
+        variables = part.create(layer.effective_table())
+    return [np.asarray(array) for _, array in part.keras_weights(variables)]
 
 
 def _stored(layer: nnx.Module) -> list[np.ndarray]:

@@ -1,0 +1,237 @@
+"""``jaxembed.ReversibleEmbedding``: Keras 3's tied input/output embedding as a Flax NNX module."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from jaxembed._spec import EmbeddingSpec, _floating_dtype, parse_quantization_config, with_keras_arguments
+from jaxembed.nn._embedding import Embedding, _key_from
+from jaxembed.tables import _quant as quant
+from jaxembed.tables._parts import TablePart
+from jaxembed.tables._reverse import ReverseKernel
+
+__all__ = ["ReversibleEmbedding"]
+
+_REVERSE_ARGUMENTS = ("tie_weights", "reverse_dtype", "logit_soft_cap")
+
+
+def _check_reverse_arguments(tie_weights: Any, reverse_dtype: Any, logit_soft_cap: Any):
+    if not isinstance(tie_weights, (bool, np.bool_)):
+        raise ValueError(f"`tie_weights` must be a bool. Received: tie_weights={tie_weights!r}.")
+    if reverse_dtype is not None:
+        reverse_dtype = _floating_dtype("reverse_dtype", reverse_dtype)
+    if logit_soft_cap is not None:
+        if (
+            isinstance(logit_soft_cap, bool)
+            or not isinstance(logit_soft_cap, (int, float, np.integer, np.floating))
+            or not logit_soft_cap > 0
+        ):
+            raise ValueError(
+                "`logit_soft_cap` must be None or a positive number. "
+                f"Received: logit_soft_cap={logit_soft_cap!r} (of type {type(logit_soft_cap).__name__})."
+            )
+        logit_soft_cap = float(logit_soft_cap)
+    return bool(tie_weights), reverse_dtype, logit_soft_cap
+
+
+class ReversibleEmbedding(Embedding):
+    """An :class:`Embedding` that also projects back to the vocabulary: Keras 3's ``ReversibleEmbedding``.
+
+    ``layer(ids)`` looks up vectors like :class:`Embedding`; ``layer(x, reverse=True)`` returns
+    logits ``(..., input_dim)``: ``x @ W.T`` with the same table ``W`` (``tie_weights=True``, as
+    in Press & Wolf 2016), or ``x @ reverse_embeddings`` with a separate trainable
+    ``(output_dim, input_dim)`` matrix (``tie_weights=False``, drawn with the same initializer).
+    No bias.
+
+    Args:
+        input_dim: vocabulary size.
+        output_dim: vector size.
+        tie_weights: share the table between the lookup and the projection (default ``True``).
+        reverse_dtype: dtype of the projection (``x`` and the kernel are cast to it; default: the
+            layer's compute ``dtype``).
+        logit_soft_cap: if set, logits become ``tanh(logits / cap) * cap``.
+        **kwargs: every keyword argument of :class:`Embedding` (initializers, regularizers,
+            ``mask_zero``, ``dtype``, LoRA, ``quantization_config``, sharding, ``rngs``, ...).
+
+    Quantization (:meth:`quantize`) quantizes the table and an untied kernel; the projection
+    then runs as Keras's quantized reverse call (``x`` quantized to int8 per row). LoRA
+    (:meth:`~Embedding.enable_lora`) adapts the table, so a tied projection sees it too.
+
+    Row-sparse training: a tied table is used densely by the projection, so
+    ``Trainer(model, row_sparse(tx), loss_fn)`` gives it the dense update (it is not among
+    :func:`jaxembed.train.row_sparse_tables`); an untied table is trained row-sparsely.
+
+    Examples:
+        >>> layer = ReversibleEmbedding(3, 2, weights=jnp.array([[0.0, 0.0], [2.0, 2.0], [3.0, 3.0]]))
+        >>> layer(jnp.array([2, 1])).tolist()
+        [[3.0, 3.0], [2.0, 2.0]]
+        >>> layer(jnp.array([[1.0, 1.0]]), reverse=True).tolist()
+        [[0.0, 4.0, 6.0]]
+        >>> untied = ReversibleEmbedding(100, 16, tie_weights=False, rngs=0)
+        >>> untied.reverse_embeddings.shape, untied(jnp.ones((4, 16)), reverse=True).shape
+        ((16, 100), (4, 100))
+    """
+
+    @with_keras_arguments
+    def __init__(
+        self,
+        input_dim: int,
+        output_dim: int,
+        *,
+        tie_weights: bool = True,
+        reverse_dtype: Any = None,
+        logit_soft_cap: float | None = None,
+        weights: Any = None,
+        lora_rank: int | None = None,
+        lora_alpha: float | None = None,
+        quantization_config: Any = None,
+        embeddings_sharding: Any = None,
+        rngs: nnx.Rngs | int | jax.Array | None = None,
+        **arguments: Any,
+    ):
+        self.tie_weights, self.reverse_dtype, self.logit_soft_cap = _check_reverse_arguments(
+            tie_weights, reverse_dtype, logit_soft_cap
+        )
+        quantization = parse_quantization_config(quantization_config)
+        key = _key_from(rngs)
+        if arguments.get("name") is None:
+            arguments["name"] = "reversible_embedding"  # Keras's automatic name for the class
+        super().__init__(
+            input_dim,
+            output_dim,
+            weights=weights,
+            embeddings_sharding=embeddings_sharding,
+            rngs=key,
+            **arguments,
+        )
+        self.reverse_part: ReverseKernel | None = None
+        if not self.tie_weights:
+            part = ReverseKernel(self.spec.input_dim, self.spec.output_dim)
+            shape = (self.spec.output_dim, self.spec.input_dim)
+            kernel = self.spec.embeddings_initializer(
+                jax.random.fold_in(key, 2), shape, self.spec.param_dtype
+            )
+            self._install(
+                part.create(jnp.asarray(kernel, self.spec.param_dtype), trainable=self.spec.trainable)
+            )
+            self.reverse_part = part
+        # Keras's build order: quantized variables, then LoRA on top.
+        if quantization is not None:
+            mode, block_size = quantization
+            self.quantize(mode, **({"block_size": block_size} if mode == "int4" else {}))
+        if lora_rank is not None:
+            self.enable_lora(lora_rank, lora_alpha, rngs=jax.random.fold_in(key, 1))
+
+    # ----------------------------------------------------------------- calls
+    def __call__(self, inputs: jax.typing.ArrayLike, reverse: bool = False) -> jax.Array:
+        """``reverse=False``: the lookup of :class:`Embedding`; ``reverse=True``: logits ``(..., input_dim)``.
+
+        Args:
+            inputs: ids (any shape), or vectors ``(..., output_dim)`` with ``reverse=True``.
+            reverse: project back to the vocabulary.
+        """
+        if not reverse:
+            return super().__call__(inputs)
+        x = jnp.asarray(inputs)
+        if x.shape[-1:] != (self.spec.output_dim,):
+            raise ValueError(
+                f"`reverse=True` expects vectors of size output_dim={self.spec.output_dim} on the last "
+                f"axis. Received inputs of shape {x.shape}."
+            )
+        dtype = self.reverse_dtype or self.spec.dtype
+        if self.reverse_part is None:
+            logits = self._project(x, dtype)
+        else:
+            logits = self.reverse_part.project(self.part_variables(self.reverse_part), x, dtype=dtype)
+        if self.logit_soft_cap is not None:
+            logits = jnp.tanh(logits / self.logit_soft_cap) * self.logit_soft_cap
+        return logits.astype(dtype)
+
+    def compute_mask(
+        self, inputs: jax.typing.ArrayLike, mask: Any = None, reverse: bool = False
+    ) -> jax.Array | None:
+        """``inputs != 0`` for ids when ``mask_zero``; ``None`` for a ``reverse=True`` call (as Keras)."""
+        return None if reverse else super().compute_mask(inputs, mask)
+
+    def compute_output_shape(
+        self, input_shape: Sequence[int | None], reverse: bool = False
+    ) -> tuple[int | None, ...]:
+        """``(*input_shape, output_dim)``, or with ``reverse=True`` ``(*input_shape[:-1], input_dim)``."""
+        if reverse:
+            return (*tuple(input_shape)[:-1], self.spec.input_dim)
+        return super().compute_output_shape(input_shape)
+
+    # ------------------------------------------------------------- the parts
+    def _keras_ordered_parts(self) -> list[TablePart]:
+        created = [self.spec.table]
+        if self.reverse_part is not None:
+            created.append(self.reverse_part)
+        if self.spec.lora is not None:
+            created.append(self.spec.lora)
+        return sorted(created, key=lambda part: not part.keras_trainable)
+
+    def trainable_variables(self) -> dict[str, nnx.Variable]:
+        """:meth:`Embedding.trainable_variables` plus a float untied ``reverse_embeddings``."""
+        found = super().trainable_variables()
+        if self.reverse_part is not None:
+            found.update(self.reverse_part.trainable_variables(self.part_variables(self.reverse_part)))
+        return found
+
+    @property
+    def trainable(self) -> bool:
+        """Whether training updates the layer's trained variables; settable, as in Keras."""
+        return self.spec.trainable
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        Embedding.trainable.fset(self, value)
+        if self.reverse_part is not None:
+            variables = self.part_variables(self.reverse_part)
+            self._install(self.reverse_part.with_trainable(variables, bool(value)))
+
+    @property
+    def _row_sparse_table(self) -> bool:
+        return not self.tie_weights  # a tied table is also used densely, by the projection
+
+    def quantize(self, mode: str, *, block_size: int | None = quant.DEFAULT_INT4_BLOCK_SIZE) -> None:
+        """Quantizes the table (:meth:`Embedding.quantize`) and an untied ``reverse_embeddings``.
+
+        Examples:
+            >>> layer = ReversibleEmbedding(10, 16, tie_weights=False, rngs=0)
+            >>> layer.quantize("int4", block_size=8)
+            >>> layer.reverse_embeddings.shape, layer.reverse_embeddings_scale.shape
+            ((8, 10), (2, 10))
+        """
+        super().quantize(mode, block_size=block_size)
+        if self.reverse_part is not None:
+            old = self.reverse_part
+            part = old.quantized(mode, self.spec.quantization_block_size)
+            variables = part.create(old.dense(self.part_variables(old)))
+            self._install(variables)
+            self.reverse_part = part
+
+    def get_config(self) -> dict[str, Any]:
+        """:meth:`Embedding.get_config` plus ``tie_weights``, ``reverse_dtype``, ``logit_soft_cap``."""
+        reverse_dtype = None if self.reverse_dtype is None else jnp.dtype(self.reverse_dtype).name
+        return {
+            **super().get_config(),
+            "tie_weights": self.tie_weights,
+            "reverse_dtype": reverse_dtype,
+            "logit_soft_cap": self.logit_soft_cap,
+        }
+
+    @classmethod
+    def from_config(
+        cls, config: dict[str, Any], *, rngs: nnx.Rngs | int | jax.Array | None = None
+    ) -> ReversibleEmbedding:
+        """Builds the layer from a config written by Keras or by :meth:`get_config`."""
+        config = dict(config)
+        reverse = {name: config.pop(name) for name in _REVERSE_ARGUMENTS if name in config}
+        arguments = EmbeddingSpec.arguments_from_config(config, lora_and_quantization=True)
+        return cls(**arguments, **reverse, rngs=rngs)
