@@ -52,7 +52,9 @@ def parse_rows(output: str) -> dict[str, list[float]]:
                 label.append(token)
         if numbers:
             name = " ".join(label)
-            rows[section + RENAMED.get(name, name)] = numbers
+            for old, new in RENAMED.items():
+                name = name.replace(old, new)
+            rows[section + name] = numbers
     return rows
 
 
@@ -72,6 +74,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--scripts", nargs="+", default=["sparse_train_step", "forward_lookup"])
     parser.add_argument("--out", type=Path, default=None, help="prefix of the files to write")
+    parser.add_argument(
+        "--summarize",
+        action="store_true",
+        help="only re-read the raw outputs OUT_SCRIPT.txt of an earlier run",
+    )
     args = parser.parse_args()
     before_rev = subprocess.run(
         ["git", "-C", str(args.before), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
@@ -89,10 +96,16 @@ def main() -> None:
     ]
     for script in args.scripts:
         outputs: dict[str, list[str]] = {"before": [], "after": []}
-        for _ in range(args.rounds):
-            outputs["before"].append(run(args.before, script))
-            outputs["after"].append(run(args.after, script))
-        if args.out is not None:
+        if args.summarize:
+            raw = Path(f"{args.out}_{script}.txt").read_text(encoding="utf-8")
+            for block in re.split(r"^### ", raw, flags=re.MULTILINE)[1:]:
+                side = block.split()[0]
+                outputs[side].append(block.split("\n", 1)[1])
+        else:
+            for _ in range(args.rounds):
+                outputs["before"].append(run(args.before, script))
+                outputs["after"].append(run(args.after, script))
+        if args.out is not None and not args.summarize:
             runs = [
                 f"### {side} ({before_rev if side == 'before' else after_rev}), round {i + 1}\n{text}"
                 for i in range(args.rounds)
