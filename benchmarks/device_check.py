@@ -11,7 +11,7 @@ Then the key benchmarks, at sizes chosen for the backend (``--size small`` on CP
 ``large`` on an accelerator):
 
 * forward lookup GB/s against the device's memory bandwidth (a jitted copy of a large array);
-* the text-classifier train step (``Trainer(row_sparse=True)``) against the Flax NNX baseline
+* the text-classifier train step (``Trainer(model, row_sparse(adam), loss_fn)``) against the Flax NNX baseline
   (``nnx.Embed`` + ``nnx.Optimizer`` + ``nnx.jit``), as in ``benchmarks/sparse_train_step.py``;
 * the lazy Adam step against dense ``optax.adam``.
 
@@ -132,14 +132,12 @@ def benchmarks(size: dict) -> None:
 
     from sparse_train_step import NNXClassifier, TextClassifier, loss_fn, make_batches, make_nnx_step
 
-    from jaxembed.train import Trainer
+    from jaxembed.train import Trainer, row_sparse
 
     vocab = size["vocab"]
     nnx_model = NNXClassifier(vocab, 64)
     table = np.asarray(nnx_model.embed.embedding[...])
-    trainer = Trainer(
-        TextClassifier(vocab, 64, table, nnx_model.head), optax.adam(1e-3), loss_fn, row_sparse=True
-    )
+    trainer = Trainer(TextClassifier(vocab, 64, table, nnx_model.head), row_sparse(optax.adam(1e-3)), loss_fn)
     optimizer = nnx.Optimizer(nnx_model, optax.adam(1e-3), wrt=nnx.Param)
     nnx_step = make_nnx_step()
     data = make_batches(vocab, size["batch"], size["length"], 4)

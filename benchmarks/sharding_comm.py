@@ -141,12 +141,12 @@ def main() -> None:
             reference_lazy,
         )
 
-    # The trainer's own row-sparse mode (jaxembed.train.Trainer(..., row_sparse=True)) on placed tables.
+    # The trainer's own row-sparse rule (Trainer(model, row_sparse(tx), loss_fn)) on placed tables.
     for placement in sharding.PLACEMENTS:
         model = jaxembed.Embedding(
             V, D, weights=np.asarray(table), embeddings_sharding=sharding.table_sharding(mesh2, placement)
         )
-        trainer = train.Trainer(model, optax.adam(1e-2), lambda m, i: loss_of_rows(m(i)), row_sparse=True)
+        trainer = train.Trainer(model, train.row_sparse(optax.adam(1e-2)), lambda m, i: loss_of_rows(m(i)))
         cases[f"train   {placement}, Trainer(row_sparse=True)"] = (
             trainer._train_step,
             (trainer.state, batch),

@@ -5,7 +5,7 @@
 The model is the text classifier's shape: Embedding(V, 64, mask_zero) -> masked mean pooling ->
 Dense(1), sigmoid cross-entropy, Adam(1e-3); ids (256, 128) with trailing padding.
 
-* jaxembed row-sparse: ``Trainer(model, optax.adam(1e-3), loss_fn, row_sparse=True)`` (split once,
+* jaxembed row-sparse: ``Trainer(model, row_sparse(optax.adam(1e-3)), loss_fn)`` (split once,
   jax.jit with donation, row-sparse gradient + lazy Adam for the table, dense Adam for the head);
 * jaxembed dense: the same Trainer without ``row_sparse`` (dense gradient, optax.adam everywhere);
 * NNX baseline: ``nnx.Embed`` + ``nnx.Optimizer(model, optax.adam(1e-3), wrt=nnx.Param)`` +
@@ -33,7 +33,7 @@ from _harness import header, interleaved, median  # noqa: E402
 from flax import nnx  # noqa: E402
 
 import jaxembed  # noqa: E402
-from jaxembed.train import Trainer  # noqa: E402
+from jaxembed.train import Trainer, row_sparse  # noqa: E402
 
 
 class TextClassifier(nnx.Module):
@@ -103,7 +103,7 @@ def main() -> None:
         nnx_model = NNXClassifier(vocab, args.dim)
         table = np.asarray(nnx_model.embed.embedding[...])
         sparse_trainer = Trainer(
-            TextClassifier(vocab, args.dim, table, nnx_model.head), optax.adam(1e-3), loss_fn, row_sparse=True
+            TextClassifier(vocab, args.dim, table, nnx_model.head), row_sparse(optax.adam(1e-3)), loss_fn
         )
         dense_trainer = Trainer(
             TextClassifier(vocab, args.dim, table, nnx_model.head), optax.adam(1e-3), loss_fn
@@ -134,7 +134,7 @@ def main() -> None:
             return data[counter[0]]
 
         runners = {
-            "jaxembed row_sparse=True": lambda: sparse_trainer.train_step(next_batch())["loss"],
+            "jaxembed row_sparse(adam)": lambda: sparse_trainer.train_step(next_batch())["loss"],
             "jaxembed dense Trainer": lambda: dense_trainer.train_step(next_batch())["loss"],
             "NNX nnx.Embed+Optimizer+nnx.jit": lambda: nnx_step(nnx_model, optimizer, next_batch()),
         }
@@ -148,7 +148,7 @@ def main() -> None:
         baseline = next(r[2] for r in results if r[0] == vocab and r[1].startswith("NNX"))
         print(f"{vocab:9d} {name:34} {ms:9.2f} {low:9.2f} {baseline / ms:10.1f}x")
     for vocab in args.vocabs:
-        ours = next(r[2] for r in results if r[0] == vocab and r[1] == "jaxembed row_sparse=True")
+        ours = next(r[2] for r in results if r[0] == vocab and r[1] == "jaxembed row_sparse(adam)")
         baseline = next(r[2] for r in results if r[0] == vocab and r[1].startswith("NNX"))
         print(
             f"# V={vocab}: row-sparse step is {baseline / ours:.1f}x faster than the NNX baseline "

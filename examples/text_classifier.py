@@ -48,7 +48,7 @@ from jaxembed.keras.io import load_model, save_model
 from jaxembed.nn import Activation, KerasSequential
 from jaxembed.pretrained import embedding_matrix, load_vectors
 from jaxembed.text import TextVectorizer, pad_sequences
-from jaxembed.train import Batches, Trainer, fit
+from jaxembed.train import Batches, Trainer, fit, row_sparse
 
 HIGHEST = jax.lax.Precision.HIGHEST
 
@@ -384,7 +384,8 @@ def main(argv: list[str] | None = None) -> dict:
     if args.schedule == "cosine":  # decays to 0 over the run
         steps = args.epochs * (args.steps or len(batches))
         learning_rate = optax.cosine_decay_schedule(args.learning_rate, steps)
-    trainer = Trainer(model, optax.adam(learning_rate), classification_loss, row_sparse=args.row_sparse)
+    optimizer = optax.adam(learning_rate)
+    trainer = Trainer(model, row_sparse(optimizer) if args.row_sparse else optimizer, classification_loss)
     test_batches = Batches(test, 1024, shuffle=False)
     print(f"training {args.epochs} epochs of {len(batches)} batches of {args.batch_size}")
     history = fit(

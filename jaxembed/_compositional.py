@@ -12,7 +12,7 @@
 
 Both are made of :class:`jaxembed.Embedding` tables, so everything an Embedding
 offers applies to each part (initializers, ``param_dtype``, sharding), and a
-row-sparse train step (``Trainer(..., row_sparse=True)``) finds the parts and
+row-sparse train step (``Trainer(model, row_sparse(tx), loss_fn)``) finds the parts and
 updates only the rows a batch looked up.
 
 Examples:

@@ -8,7 +8,7 @@ import pytest
 from flax import nnx
 
 from jaxembed._compositional import HashedEmbedding, QREmbedding, hash_ids
-from jaxembed.train import RowSparseOptState, Trainer
+from jaxembed.train import RowSparseOptState, Trainer, row_sparse, row_sparse_tables
 
 
 @pytest.mark.parametrize("combiner", ["mul", "add", "concat"])
@@ -103,10 +103,10 @@ def test_compositional_tables_train_row_sparsely_like_dense_sgd():
         }
         for _ in range(4)
     ]
-    sparse_trainer = Trainer(Recommender(), optax.sgd(0.5), recommender_loss, row_sparse=True)
+    sparse_trainer = Trainer(Recommender(), row_sparse(optax.sgd(0.5)), recommender_loss)
     dense_trainer = Trainer(Recommender(), optax.sgd(0.5), recommender_loss)
     assert isinstance(sparse_trainer.state.opt_state, RowSparseOptState)
-    assert sorted(sparse_trainer.state.opt_state.tables) == [
+    assert sorted(row_sparse_tables(sparse_trainer.model)) == [
         "items/quotient/embeddings",
         "items/remainder/embeddings",
         "users/table/embeddings",

@@ -57,6 +57,7 @@ TOPIC_ORDER = [
     ("Scaling", "scaling.md"),
     ("Looking at embeddings", "looking-at-embeddings.md"),
     ("Reliability", "reliability.md"),
+    ("Architecture", "architecture.md"),
 ]
 SPECIAL_PAGES = {"index.md", "api.md", "benchmarks.md"}
 API_INDEX_MARKER = "<!-- api-index -->"

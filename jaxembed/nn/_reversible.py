@@ -43,7 +43,7 @@ class ReversibleEmbedding(Embedding):
     (:meth:`~Embedding.enable_lora`) adapts the table, so a tied projection sees it too.
 
     Row-sparse training: a tied table is used densely by the projection, so
-    ``Trainer(..., row_sparse=True)`` gives it the dense update (it is not among
+    ``Trainer(model, row_sparse(tx), loss_fn)`` gives it the dense update (it is not among
     :func:`jaxembed.train.row_sparse_tables`); an untied table is trained row-sparsely.
 
     Examples:

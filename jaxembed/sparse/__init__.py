@@ -14,11 +14,13 @@ This module keeps everything ``O(batch)``:
 * :func:`value_and_row_sparse_grad` differentiates a loss with respect to the
   *gathered rows*, never the table, so no ``(input_dim, output_dim)`` temporary
   exists.
-* :func:`lazy` wraps an element-wise optax transformation: its update sums
-  repeated ids, gathers the touched rows of the table and of every per-row state leaf, runs the
-  wrapped update on those rows only and scatters them back
-  (``.at[ids].set(..., mode="drop")``), in place when the caller donates the
-  buffers.
+* :func:`apply_row_sparse` applies one optax transformation to a "gathered view" of a
+  parameter pytree: the dense leaves with their gradients and, for each table, only the
+  touched rows of the table and of its state leaves (``(V, D)`` moments, ``(V,)`` row-wise
+  accumulators); the new rows are scattered back (``.at[ids].set(..., mode="drop")``), in
+  place when the caller donates the buffers. :func:`check_row_sparse` accepts a
+  transformation by running it densely and sparsely on a small problem; :func:`lazy` is the
+  same update for a single table. The train step's rule is :func:`jaxembed.train.row_sparse`.
 
 Lazy semantics (TensorFlow Addons' ``LazyAdam``, PyTorch's ``SparseAdam``): the
 step count is global (it advances once per update, touched or not), while the
@@ -41,15 +43,14 @@ Examples:
     [0.0, -0.1, 0.0, -0.1, 0.0]
 """
 
+from jaxembed.sparse._grad import PAD_ID, RowSparseGrad, coalesce, value_and_row_sparse_grad
 from jaxembed.sparse._lazy import (
     ELEMENTWISE_OPTIMIZERS,
-    PAD_ID,
     LazyTransformation,
-    RowSparseGrad,
+    apply_row_sparse,
     check_elementwise,
-    coalesce,
+    check_row_sparse,
     lazy,
-    value_and_row_sparse_grad,
 )
 
 __all__ = [
@@ -59,6 +60,8 @@ __all__ = [
     "LazyTransformation",
     "coalesce",
     "value_and_row_sparse_grad",
+    "apply_row_sparse",
+    "check_row_sparse",
     "lazy",
     "check_elementwise",
 ]

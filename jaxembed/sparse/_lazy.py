@@ -1,8 +1,18 @@
-"""Row-sparse gradients (coalesce) and the lazy optax transformation; see :mod:`jaxembed.sparse`."""
+"""Row-sparse updates: one optax transformation applied to a "gathered view" of the parameters.
+
+The view holds the dense parameters with their dense gradients and, for each table with a
+:class:`~jaxembed.sparse.RowSparseGrad`, only the rows the gradient touches: the summed
+gradient rows ``(K, D)``, the table's rows and the rows of every optimizer-state leaf that
+belongs to the table (its leading dimension is the table's row count ``V``: ``(V, D)``
+moments, a ``(V,)`` row-wise accumulator, ...). Global state leaves (the step count, a PRNG
+key) are shared. ``tx.update`` runs once on the view and the new rows are scattered back
+with ``mode="drop"`` (padding ids write nothing). See :mod:`jaxembed.sparse`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -11,21 +21,24 @@ import numpy as np
 import optax
 from jax import lax
 
-from jaxembed import ops
+from jaxembed.sparse._grad import (
+    _CHUNK_ROWS,
+    PAD_ID,
+    RowSparseGrad,
+    _grad_dtype,
+    _inside,
+    _set_rows,
+    coalesce,
+)
 
 __all__ = [
-    "PAD_ID",
     "ELEMENTWISE_OPTIMIZERS",
-    "RowSparseGrad",
     "LazyTransformation",
-    "coalesce",
-    "value_and_row_sparse_grad",
-    "lazy",
+    "apply_row_sparse",
+    "check_row_sparse",
     "check_elementwise",
+    "lazy",
 ]
-
-PAD_ID: int = int(np.iinfo(np.int32).max)
-"""The id that pads :attr:`RowSparseGrad.ids` to its static size (out of range of any table)."""
 
 ELEMENTWISE_OPTIMIZERS: tuple[str, ...] = (
     "sgd (also with momentum= and nesterov=True)",
@@ -43,141 +56,16 @@ ELEMENTWISE_OPTIMIZERS: tuple[str, ...] = (
     "rmsprop",
     "lion",
     "sign_sgd",
-    "chains of element-wise pieces (scale_by_adam, scale_by_rms, trace, add_decayed_weights, "
-    "scale, scale_by_learning_rate, clip)",
+    "row-wise rules (jaxembed's rowwise_adagrad, partial_rowwise_adam, stochastic_rounding)",
+    "clip_by_global_norm and novograd (the untouched rows' gradient is zero and adds nothing to a norm)",
+    "chains of these and of element-wise pieces (scale_by_adam, scale_by_rms, trace, "
+    "add_decayed_weights, scale, scale_by_learning_rate, clip)",
 )
-"""The optax transformations :func:`lazy` accepts: each entry of their update depends only on the
-same entry of the gradient, parameters and state (plus global scalars such as the step count).
-Not element-wise, hence rejected: lamb, lars, fromage, novograd, adafactor, sm3,
-clip_by_global_norm, scale_by_trust_ratio, and anything else that mixes entries."""
-
-
-class RowSparseGrad(NamedTuple):
-    """The gradient of a table as its touched rows: ``dense[ids[k]] += rows[k]``, zero elsewhere.
-
-    Like an uncoalesced sparse COO tensor, ``ids`` may repeat (their rows add
-    up); :func:`coalesce` returns the unique, sorted form with the unused tail
-    padded with :data:`PAD_ID` (and zero rows). Any id outside
-    ``[0, num_rows)`` means "no row".
-
-    Attributes:
-        ids: ``(K,)`` int32 row ids (unique and padded after :func:`coalesce`).
-        rows: ``(K, output_dim)`` the gradient row of each id.
-
-    Examples:
-        >>> grad = RowSparseGrad(jnp.array([2, PAD_ID]), jnp.array([[1.0, 2.0], [0.0, 0.0]]))
-        >>> grad.to_dense(3).tolist()
-        [[0.0, 0.0], [0.0, 0.0], [1.0, 2.0]]
-    """
-
-    ids: jax.Array  # (K,) int32: unique ids, padded with PAD_ID
-    rows: jax.Array  # (K, D): the summed gradient row of each id
-
-    def to_dense(self, num_rows: int) -> jax.Array:
-        """The dense ``(num_rows, output_dim)`` gradient (for tests and inspection; ``O(num_rows)``)."""
-        dense = jnp.zeros((num_rows, self.rows.shape[-1]), self.rows.dtype)
-        return dense.at[_inside(self.ids, num_rows)].add(self.rows, mode="drop")
-
-
-_CHUNK_ROWS = 4096
-"""Rows per chunk of the lazy update when a gradient holds more (see :func:`lazy`)."""
-
-
-def _inside(ids: jax.Array, num_rows: int) -> jax.Array:
-    """``ids`` with every id outside ``[0, num_rows)`` replaced by ``num_rows`` (dropped/filled by ``.at``).
-
-    ``.at[]`` wraps negative indices like NumPy; mapping them out of range first
-    makes "negative" mean "no row", as for ids past the end.
-    """
-    return jnp.where((ids >= 0) & (ids < num_rows), ids, num_rows)
-
-
-def coalesce(
-    ids: jax.typing.ArrayLike,
-    rows: jax.typing.ArrayLike,
-    num_rows: int,
-    *,
-    size: int | None = None,
-) -> RowSparseGrad:
-    """Sums the gradient rows of repeated ids: per-lookup gradients → a :class:`RowSparseGrad`.
-
-    One single-key sort of the ids finds the unique ones (run starts and a
-    cumulative sum number them), a binary search maps each lookup to its unique
-    id and a scatter-add sums the rows. Ids outside ``[0, num_rows)``
-    (padding, negative ids) are dropped.
-
-    Args:
-        ids: integer ids of any shape (``N`` of them).
-        rows: ``(*ids.shape, output_dim)`` gradient of each looked-up row.
-        num_rows: the table's number of rows.
-        size: the static number of unique ids to hold (default ``N``, which is
-            always enough); unique ids beyond ``size`` are dropped.
-
-    Returns:
-        ``RowSparseGrad(ids (size,), rows (size, output_dim))``, ids ascending.
-
-    Examples:
-        >>> grad = coalesce(jnp.array([[4, 1], [4, -1]]), jnp.ones((2, 2, 3)), num_rows=5)
-        >>> grad.ids.tolist()[:2], grad.rows[:, 0].tolist()
-        ([1, 4], [1.0, 2.0, 0.0, 0.0])
-    """
-    ids = jnp.ravel(jnp.asarray(ids)).astype(jnp.int32)
-    rows = jnp.asarray(rows)
-    n = ids.shape[0]
-    rows = rows.reshape(n, rows.shape[-1]) if n else rows.reshape(0, rows.shape[-1])
-    size = n if size is None else int(size)
-    with jax.named_scope("jaxembed_coalesce"):
-        keys = jnp.where((ids >= 0) & (ids < num_rows), ids, PAD_ID)
-        sorted_keys = lax.sort(keys)  # one operand: several times faster than sorting (key, position)
-        starts = jnp.concatenate([jnp.ones((min(n, 1),), bool), sorted_keys[1:] != sorted_keys[:-1]])
-        run = jnp.cumsum(starts, dtype=jnp.int32) - 1  # the unique-id number of each sorted position
-        # Keep XLA from fusing the sort into the binary search (which recomputes it).
-        sorted_keys, run, keys = lax.optimization_barrier((sorted_keys, run, keys))
-        unique = jnp.full((size,), PAD_ID, jnp.int32).at[run].set(sorted_keys, mode="drop")
-        inverse = run[jnp.searchsorted(sorted_keys, keys, method="scan")]
-        # Dropped ids add zero rows, so the padding's rows are zero. (Masking the input rather than
-        # the sums also keeps XLA:CPU from a schedule that made the following scatters 3x slower.)
-        rows = jnp.where((keys != PAD_ID)[:, None], rows, jnp.zeros((), rows.dtype))
-        summed = jnp.zeros((size, rows.shape[-1]), rows.dtype).at[inverse].add(rows, mode="drop")
-    return RowSparseGrad(unique, summed)
-
-
-def value_and_row_sparse_grad(
-    fun: Callable[..., Any],
-    table: jax.Array,
-    ids: jax.typing.ArrayLike,
-    *args: Any,
-    has_aux: bool = False,
-    size: int | None = None,
-) -> tuple[Any, RowSparseGrad]:
-    """``fun(table[ids], *args)`` and its gradient for ``table`` as a :class:`RowSparseGrad`.
-
-    The derivative is taken with respect to the gathered rows
-    ``(*ids.shape, output_dim)``, then :func:`coalesce` sums repeated ids: no
-    ``(num_rows, output_dim)`` array is ever built.
-
-    Args:
-        fun: ``fun(rows, *args)`` → scalar (or ``(scalar, aux)`` with ``has_aux``).
-        table: ``(num_rows, output_dim)``.
-        ids: ids of any shape; looked up with :func:`jaxembed.ops.lookup`
-            (traced invalid ids give NaN rows and no gradient row).
-        *args: further arguments of ``fun`` (not differentiated).
-        has_aux: ``fun`` returns ``(value, aux)``.
-        size: static number of unique ids to hold (see :func:`coalesce`).
-
-    Returns:
-        ``(value, grad)`` (``((value, aux), grad)`` with ``has_aux``).
-
-    Examples:
-        >>> table = jnp.arange(8.0).reshape(4, 2)
-        >>> loss, grad = value_and_row_sparse_grad(lambda r: jnp.sum(r ** 2), table, jnp.array([1, 1]))
-        >>> float(loss), grad.ids[:1].tolist(), grad.rows[0].tolist()
-        (26.0, [1], [8.0, 12.0])
-    """
-    ids = jnp.asarray(ids)
-    rows = ops.lookup(table, ids)
-    value, row_grads = jax.value_and_grad(fun, has_aux=has_aux)(rows, *args)
-    return value, coalesce(ids, row_grads, table.shape[0], size=size)
+"""The optax transformations a row-sparse update accepts: the update of a touched row depends on
+that row of the gradient, parameters and state, on global scalars (the step count) and on
+quantities that the untouched rows do not change (a global gradient norm). Rejected: lamb, lars,
+fromage, adafactor, sm3, scale_by_trust_ratio and anything else that needs the whole
+table. :func:`check_row_sparse` decides by running the transformation."""
 
 
 class LazyTransformation(NamedTuple):
@@ -194,109 +82,359 @@ class LazyTransformation(NamedTuple):
     update: Callable[[RowSparseGrad, optax.OptState, jax.Array], tuple[jax.Array, optax.OptState]]
 
 
-def _is_per_row(leaf: Any, num_rows: int) -> bool:
-    """Whether a state leaf holds one entry or row of entries per table row (leading dim ``num_rows``)."""
-    return jnp.ndim(leaf) >= 1 and jnp.shape(leaf)[0] == num_rows
+def _suffix_owner(state_path: tuple, param_paths: Sequence[tuple], leaf: Any, params: Sequence[Any]) -> int:
+    """The parameter a state leaf belongs to: the longest parameter path that ends its path, with the
+    same leading dimension (optax states mirror the parameter tree: ``mu``, ``nu``, row-wise
+    accumulators); ``-1`` for a global leaf (a step count, a PRNG key)."""
+    best, best_len = -1, -1
+    for i, path in enumerate(param_paths):
+        n = len(path)
+        if n > best_len and tuple(state_path[len(state_path) - n :]) == tuple(path):
+            param_shape, leaf_shape = jnp.shape(params[i]), jnp.shape(leaf)
+            if param_shape == () and leaf_shape == ():
+                best, best_len = i, n
+            elif param_shape and leaf_shape and leaf_shape[0] == param_shape[0]:
+                best, best_len = i, n
+    return best
 
 
-def _grad_dtype(table: jax.Array, rows: jax.Array) -> Any:
-    """The dtype a table's gradient rows reach the optimizer in: float32 gradients of a bfloat16
-    or float16 table stay float32 (rounding happens once, when the update is applied)."""
-    return jnp.promote_types(table.dtype, rows.dtype)
+def _empty_like(x: Any) -> Any:
+    return x[:0] if jnp.ndim(x) else x
 
 
-def _set_rows(array: jax.Array, ids: jax.Array, rows: jax.Array) -> jax.Array:
-    """``array.at[ids].set(rows, mode="drop")``. On CPU, bfloat16 is scattered as its bits: XLA:CPU
-    otherwise converts the whole table to float32 and back around the scatter (~0.4 s at 10^6 x 64);
-    the bits cost one bfloat16-sized copy instead. float16 scatters in place natively."""
-    rows = rows.astype(array.dtype)
-    if jnp.dtype(array.dtype) == jnp.dtype(jnp.bfloat16) and jax.default_backend() == "cpu":
-        bits = (
-            lax.bitcast_convert_type(array, jnp.uint16)
-            .at[ids]
-            .set(lax.bitcast_convert_type(rows, jnp.uint16), mode="drop")
-        )
-        return lax.bitcast_convert_type(bits, array.dtype)
-    return array.at[ids].set(rows, mode="drop")
+def apply_row_sparse(
+    tx: optax.GradientTransformation,
+    grads: Any,
+    state: optax.OptState,
+    params: Any,
+    *,
+    dense_fraction: float | None = 0.25,
+    chunked: bool = True,
+) -> tuple[Any, optax.OptState]:
+    """One step of ``tx`` on a pytree whose tables have row-sparse gradients: ``(new_params, new_state)``.
 
+    ``grads`` mirrors ``params``: a dense gradient at each ordinary leaf and a
+    :class:`RowSparseGrad` at each table leaf (``(V, D)``; its ids may repeat, and ids
+    outside ``[0, V)`` mean "no row"). ``state`` is ``tx.init(params)``. ``tx.update`` runs
+    once on the gathered view (module docstring); untouched rows keep their values and state
+    bit for bit (lazy semantics: TF's ``LazyAdam``, torch's ``SparseAdam``) while global leaves
+    advance once per step. The result is new parameters, not updates: the update of a table
+    would be ``(V, D)``, the very array a row-sparse step avoids -- so the rule chains *inside*
+    (``optax.chain(clip_by_global_norm, adam)`` is one ``tx``), not with transformations after it.
 
-def _probe_update(tx: optax.GradientTransformation, params, grads):
-    updates, state = tx.update(grads, tx.init(params), params)
-    return updates, state
+    Donate the parameters and the state under ``jax.jit`` (parameters first, the order of the
+    outputs) and the scatters write in place: a step is ``O(K * D)`` per table. A table whose
+    gradient can hold at least ``dense_fraction`` of its rows is updated over the whole table and
+    kept only in the touched rows (same numbers; streaming a small table beats sorting). With
+    ``chunked`` (for transformations whose rows do not interact, :func:`check_row_sparse`), a
+    gradient of more than 4,096 rows is applied 4,096 rows at a time: smaller temporaries, same
+    numbers.
 
+    Args:
+        tx: the optax transformation (see :data:`ELEMENTWISE_OPTIMIZERS`).
+        grads: the gradients, as described.
+        state: ``tx.init(params)``.
+        params: the parameters.
+        dense_fraction: from which fraction of a table's rows the masked dense path is used;
+            ``None`` always gathers.
+        chunked: apply large gradients in chunks of 4,096 rows (only sound when the update of a row
+            depends on that row alone and global scalars; not with ``clip_by_global_norm``).
 
-def check_elementwise(tx: optax.GradientTransformation) -> None:
-    """Raises ``ValueError`` unless ``tx`` updates each entry from that entry alone.
-
-    Runs ``tx`` on a small ``(6, 4)`` table twice: once as is, once with one
-    gradient entry made huge. An element-wise transformation changes only that
-    entry of the update and of its state; anything that mixes entries (a global
-    norm, a trust ratio, factored statistics) changes others, or keeps state of
-    another shape, and is rejected with the list of accepted transformations.
+    Returns:
+        ``(new_params, new_state)``.
 
     Examples:
-        >>> import optax
-        >>> check_elementwise(optax.adam(1e-3))
-        >>> check_elementwise(optax.lamb(1e-3))
+        >>> params = {"table": jnp.zeros((6, 2)), "bias": jnp.zeros(2)}
+        >>> tx = optax.chain(optax.clip_by_global_norm(1.0), optax.sgd(1.0))
+        >>> grads = {"table": coalesce(jnp.array([4, 4]), jnp.ones((2, 2)), num_rows=6), "bias": jnp.zeros(2)}
+        >>> new, _ = apply_row_sparse(tx, grads, tx.init(params), params, chunked=False)
+        >>> [round(v, 4) for v in new["table"][:, 0].tolist()]  # row 4's gradient (2, 2), clipped to norm 1
+        [0.0, 0.0, 0.0, 0.0, -0.7071, 0.0]
+    """
+    chunk_rows = _CHUNK_ROWS if chunked else None
+    return _apply(tx, grads, state, params, dense_fraction=dense_fraction, chunk_rows=chunk_rows)
+
+
+def _apply(
+    tx: optax.GradientTransformation,
+    grads: Any,
+    state: optax.OptState,
+    params: Any,
+    *,
+    dense_fraction: float | None,
+    chunk_rows: int | None,
+) -> tuple[Any, optax.OptState]:
+    flat, treedef = jax.tree_util.tree_flatten_with_path(params)
+    paths = [path for path, _ in flat]
+    leaves = [leaf for _, leaf in flat]
+    grad_leaves = treedef.flatten_up_to(grads)
+    state_flat, state_def = jax.tree_util.tree_flatten_with_path(state)
+    state_leaves = [leaf for _, leaf in state_flat]
+    owners = [_suffix_owner(path, paths, leaf, leaves) for path, leaf in state_flat]
+
+    # Each table's rows: ("rows", index, read) gathered, ("masked", touched) whole table.
+    plans: dict[int, tuple] = {}
+    view_params, view_grads = list(leaves), list(grad_leaves)
+    for i, (leaf, grad) in enumerate(zip(leaves, grad_leaves)):
+        if not isinstance(grad, RowSparseGrad):
+            continue
+        num_rows = leaf.shape[0]
+        dtype = _grad_dtype(leaf, grad.rows)
+        if dense_fraction is not None and grad.ids.shape[0] >= dense_fraction * num_rows:
+            index = _inside(grad.ids, num_rows)
+            touched = jnp.zeros((num_rows,), bool).at[index].set(True, mode="drop")
+            view_grads[i] = jnp.zeros(leaf.shape, dtype).at[index].add(grad.rows.astype(dtype), mode="drop")
+            plans[i] = ("masked", touched)
+        else:
+            grad = coalesce(grad.ids, grad.rows, num_rows)
+            index = _inside(grad.ids, num_rows)
+            # Reading a padding slot from the last row is harmless: its write is dropped. (A plain
+            # clipped gather is several times faster on CPU than a bounds-checked filling one.)
+            read = jnp.minimum(index, num_rows - 1)
+            view_params[i] = jnp.take(leaf, read, axis=0, mode="clip")
+            view_grads[i] = grad.rows.astype(dtype)  # coalesce gave zero rows to the padding
+            plans[i] = ("rows", index, read)
+    chunk = {
+        i
+        for i, plan in plans.items()
+        if chunk_rows is not None and plan[0] == "rows" and plan[1].shape[0] > chunk_rows
+    }
+
+    def state_view(select: Callable[[int, Any], Any]) -> optax.OptState:
+        return state_def.unflatten([select(owner, leaf) for owner, leaf in zip(owners, state_leaves)])
+
+    def rows_of(owner: int, leaf: Any) -> Any:
+        if owner in plans and plans[owner][0] == "rows":
+            return jnp.take(leaf, plans[owner][2], axis=0, mode="clip")
+        return leaf
+
+    def write_back(owner: int, old: Any, new: Any) -> Any:
+        plan = plans.get(owner)
+        if plan is None:
+            return new
+        if plan[0] == "masked":
+            mask = plan[1].reshape(plan[1].shape + (1,) * (jnp.ndim(old) - 1))
+            return jnp.where(mask, new.astype(old.dtype), old)
+        return _set_rows(old, plan[1], new)
+
+    with jax.named_scope("jaxembed_row_sparse_update"):
+        # One update of everything except the chunked tables (given empty there).
+        main_params = [_empty_like(p) if i in chunk else p for i, p in enumerate(view_params)]
+        main_grads = [_empty_like(g) if i in chunk else g for i, g in enumerate(view_grads)]
+        main_state = state_view(lambda o, leaf: _empty_like(leaf) if o in chunk else rows_of(o, leaf))
+        updates, new_view_state = tx.update(
+            treedef.unflatten(main_grads), main_state, treedef.unflatten(main_params)
+        )
+        new_view = treedef.flatten_up_to(optax.apply_updates(treedef.unflatten(main_params), updates))
+        new_leaves = [
+            p if i in chunk else write_back(i, p, n) for i, (p, n) in enumerate(zip(leaves, new_view))
+        ]
+        new_state_leaves = [
+            old if o in chunk else write_back(o, old, new)
+            for o, old, new in zip(owners, state_leaves, jax.tree.leaves(new_view_state))
+        ]
+        for c in sorted(chunk):
+            new_leaves[c], new_state_leaves = _chunked_table(
+                tx,
+                treedef,
+                state_def,
+                c,
+                plans[c][1],
+                view_grads[c],
+                leaves,
+                state_leaves,
+                new_state_leaves,
+                owners,
+                chunk_rows,
+            )
+    return treedef.unflatten(new_leaves), state_def.unflatten(new_state_leaves)
+
+
+def _chunked_table(
+    tx: optax.GradientTransformation,
+    treedef: Any,
+    state_def: Any,
+    c: int,
+    ids: jax.Array,
+    grad_rows: jax.Array,
+    leaves: list[Any],
+    old_state: list[Any],
+    new_state: list[Any],
+    owners: list[int],
+    chunk_rows: int,
+) -> tuple[jax.Array, list[Any]]:
+    """Table ``c``'s gathered update, ``chunk_rows`` rows at a time; every other leaf is empty in the view and
+    the global state leaves keep their old values (the main update advanced them once)."""
+    table, num_rows, size = leaves[c], leaves[c].shape[0], ids.shape[0]
+    mine = [o == c for o in owners]
+
+    def body(i: jax.Array, carry: tuple[jax.Array, list[jax.Array]]) -> tuple[jax.Array, list[jax.Array]]:
+        table, rows_state = carry
+        # The chunks' ids are disjoint; the last chunk ends at K and drops the ids that the one
+        # before it already updated.
+        start = jnp.minimum(i * chunk_rows, size - chunk_rows)
+        fresh = start + jnp.arange(chunk_rows) >= i * chunk_rows
+        chunk_ids = jnp.where(fresh, lax.dynamic_slice_in_dim(ids, start, chunk_rows), num_rows)
+        read = jnp.minimum(chunk_ids, num_rows - 1)
+        chunk_grad = lax.dynamic_slice_in_dim(grad_rows, start, chunk_rows)
+        rows = jnp.take(table, read, axis=0, mode="clip")
+        view_params = [rows if j == c else _empty_like(p) for j, p in enumerate(leaves)]
+        view_grads = [chunk_grad if j == c else jnp.zeros_like(_empty_like(p)) for j, p in enumerate(leaves)]
+        it = iter(rows_state)
+        view_state = state_def.unflatten(
+            [
+                jnp.take(next(it), read, axis=0, mode="clip") if m else (old if o < 0 else _empty_like(old))
+                for m, o, old in zip(mine, owners, old_state)
+            ]
+        )
+        updates, new_view_state = tx.update(
+            treedef.unflatten(view_grads), view_state, treedef.unflatten(view_params)
+        )
+        new_rows = optax.apply_updates(rows, treedef.flatten_up_to(updates)[c])
+        table = _set_rows(table, chunk_ids, new_rows)
+        new_rows_state = [n for m, n in zip(mine, jax.tree.leaves(new_view_state)) if m]
+        rows_state = [_set_rows(old, chunk_ids, new) for old, new in zip(rows_state, new_rows_state)]
+        return table, rows_state
+
+    rows_state = [leaf for m, leaf in zip(mine, old_state) if m]
+    chunks = -(-size // chunk_rows)
+    table, rows_state = lax.fori_loop(0, chunks, body, (table, rows_state))
+    it = iter(rows_state)
+    return table, [next(it) if m else leaf for m, leaf in zip(mine, new_state)]
+
+
+# ------------------------------------------------------------------ the acceptance check
+def _run_check(tx: optax.GradientTransformation) -> tuple[str | None, bool]:
+    """Runs ``tx`` densely and row-sparsely, two steps on a small problem: (reason rejected, chunkable)."""
+    rng = np.random.default_rng(0)
+    params = {
+        "table": jnp.asarray(rng.normal(size=(8, 4)), jnp.float32),
+        "dense": jnp.asarray(rng.normal(size=(3,)), jnp.float32),
+    }
+    # Rows 1 and 3 are touched in both steps (compared); 4 and 2 once; 0, 5, 6, 7 never.
+    steps = [
+        (np.array([3, 1, 4, 3, PAD_ID]), rng.normal(size=(5, 4))),
+        (np.array([1, 2, 3, -1, 1]), rng.normal(size=(5, 4))),
+    ]
+    runs = {"dense": (params, tx.init(params)), "sparse": (params, tx.init(params))}
+    runs["chunks"] = runs["sparse"]
+    for ids, rows in steps:
+        grad = RowSparseGrad(jnp.asarray(ids, jnp.int32), jnp.asarray(rows, jnp.float32))
+        dense_grad = jnp.asarray(rng.normal(size=(3,)), jnp.float32)
+        full = {"table": grad.to_dense(8), "dense": dense_grad}
+        dense_params, dense_state = runs["dense"]
+        updates, dense_state = tx.update(full, dense_state, dense_params)
+        runs["dense"] = optax.apply_updates(dense_params, updates), dense_state
+        for run, chunk_rows in (("sparse", None), ("chunks", 2)):
+            runs[run] = _apply(
+                tx,
+                {"table": grad, "dense": dense_grad},
+                runs[run][1],
+                runs[run][0],
+                dense_fraction=None,
+                chunk_rows=chunk_rows,
+            )
+
+    def close(a: Any, b: Any) -> bool:
+        return bool(np.allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6))
+
+    dense, sparse, chunks = runs["dense"][0], runs["sparse"][0], runs["chunks"][0]
+    compared, untouched = np.array([1, 3]), np.array([0, 5, 6, 7])
+    same = close(dense["table"][compared], sparse["table"][compared]) and close(
+        dense["dense"], sparse["dense"]
+    )
+    same &= np.array_equal(np.asarray(sparse["table"])[untouched], np.asarray(params["table"])[untouched])
+    if not same:
+        return "its row-sparse update of the touched rows differs from its dense update", False
+    return None, close(chunks["table"], sparse["table"]) and close(chunks["dense"], sparse["dense"])
+
+
+def check_row_sparse(tx: optax.GradientTransformation, *, name: str = "row_sparse()") -> bool:
+    """Checks that ``tx`` can be applied row-sparsely; returns whether its rows can be chunked.
+
+    Runs ``tx`` for two steps on a small problem (an ``(8, 4)`` table and a dense leaf),
+    densely and through :func:`apply_row_sparse`, and compares the rows touched in both
+    steps and the dense leaf (they must agree), and the untouched rows (they must not
+    move). Element-wise and row-wise transformations pass, and so does
+    ``clip_by_global_norm`` (zero rows add nothing to the norm); transformations that need
+    the whole table (lamb's trust ratio, adafactor's factored statistics) fail. A second run
+    that applies the rows one at a time tells whether large gradients may be applied in
+    chunks (not with a global norm).
+
+    Args:
+        tx: an optax transformation.
+        name: how the caller is called, for the error message.
+
+    Returns:
+        Whether the update of a row depends only on that row and global scalars (chunkable).
+
+    Raises:
+        TypeError: ``tx`` is not an ``optax.GradientTransformation``.
+        ValueError: ``tx`` cannot be applied row-sparsely.
+
+    Examples:
+        >>> check_row_sparse(optax.adam(1e-3))
+        True
+        >>> check_row_sparse(optax.chain(optax.clip_by_global_norm(1.0), optax.adam(1e-3)))
+        False
+        >>> check_row_sparse(optax.lamb(1e-3))
         Traceback (most recent call last):
         ...
-        ValueError: lazy() needs an element-wise optax transformation...
+        ValueError: row_sparse() needs an optax transformation that can update the touched rows alone...
     """
     if not isinstance(tx, optax.GradientTransformation):
         raise TypeError(
-            "lazy() wraps an optax.GradientTransformation (e.g. optax.adam(1e-3)). "
+            f"{name} wraps an optax.GradientTransformation (e.g. optax.adam(1e-3)). "
             f"Received: {type(tx).__name__}."
         )
-    rng = np.random.default_rng(0)
-    params = jnp.asarray(rng.normal(size=(6, 4)), jnp.float32)
-    grads = jnp.asarray(rng.normal(size=(6, 4)), jnp.float32)
-    reason = None
     try:
-        state = tx.init(params)
-        shapes = {jnp.shape(leaf) for leaf in jax.tree.leaves(state)}
-        odd = sorted(shape for shape in shapes if shape != () and shape[:1] != params.shape[:1])
-        if odd:
-            reason = f"its state has leaves of shapes {odd}, neither per row nor global"
-        else:
-            base_updates, base_state = _probe_update(tx, params, grads)
-            bumped = grads.at[2, 1].set(1e4)
-            updates, new_state = _probe_update(tx, params, bumped)
-            others = np.arange(params.shape[0]) != 2  # every row but the bumped one
-            same = np.array_equal(np.asarray(base_updates)[others], np.asarray(updates)[others])
-            for before, after in zip(jax.tree.leaves(base_state), jax.tree.leaves(new_state)):
-                if _is_per_row(before, params.shape[0]):
-                    same &= np.array_equal(np.asarray(before)[others], np.asarray(after)[others])
-            if not same:
-                reason = "changing one gradient entry changed the update or state of other rows"
-    except Exception as error:  # a transformation that needs extra arguments, ...
-        reason = f"running it on a small table failed ({type(error).__name__}: {error})"
+        reason, separable = _run_check(tx)
+    except Exception as error:  # a transformation that needs extra arguments, mixes shapes, ...
+        reason, separable = f"running it on a small table failed ({type(error).__name__}: {error})", False
     if reason is not None:
         raise ValueError(
-            "lazy() needs an element-wise optax transformation, one whose update of each entry "
-            "depends only on that entry of the gradient, parameters and state (plus global scalars "
-            f"such as the step count); {reason}. Accepted: {', '.join(ELEMENTWISE_OPTIMIZERS)}. "
-            "Not accepted: lamb, lars, fromage, novograd, adafactor, sm3, clip_by_global_norm and "
-            "other transformations that mix entries -- use the dense update for those."
+            f"{name} needs an optax transformation that can update the touched rows alone (an element-wise "
+            "optax transformation or a row-wise one: the update of each row depends only on that row of the "
+            "gradient, parameters and state, plus global scalars such as the step count or the global "
+            f"gradient norm); {reason}. Accepted: {', '.join(ELEMENTWISE_OPTIMIZERS)}. Not accepted: lamb, "
+            "lars, fromage, adafactor, sm3 and other transformations that need the whole table "
+            "-- use the dense update for those."
         )
+    return separable
+
+
+def check_elementwise(tx: optax.GradientTransformation) -> None:
+    """Deprecated: use :func:`check_row_sparse` (which also accepts row-wise rules and clipping).
+
+    Examples:
+        >>> import warnings
+        >>> with warnings.catch_warnings():
+        ...     warnings.simplefilter("ignore")
+        ...     check_elementwise(optax.adam(1e-3))
+    """
+    warnings.warn(
+        "jaxembed.sparse.check_elementwise is deprecated; use jaxembed.sparse.check_row_sparse.",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    check_row_sparse(tx, name="lazy()")
 
 
 def lazy(
     tx: optax.GradientTransformation, *, check: bool = True, dense_fraction: float | None = 0.25
 ) -> LazyTransformation:
-    """Turns an element-wise optax transformation into a lazy, row-sparse one for a table.
+    """Turns an optax transformation into a lazy, row-sparse one for a single table.
 
-    ``init(table)`` is ``tx.init(table)``: the state has the usual per-entry
-    leaves (Adam's ``mu``, ``nu``: ``(num_rows, output_dim)``) and global scalars
-    (the step count). ``update(grad, state, table)`` sums repeated ids
-    (:func:`coalesce`), gathers the rows ``grad.ids`` of the table and of every
-    per-entry state leaf, runs
-    ``tx.update`` on those ``(K, output_dim)`` rows, and scatters the new rows
-    back with ``.at[ids].set(..., mode="drop")``; global leaves take their new
-    values, so the step count advances once per update. Under
-    ``jax.jit(..., donate_argnums=...)`` the scatters write in place: a step is
-    ``O(K * output_dim)``, independent of ``num_rows``. Gradients of more than
-    4,096 rows are applied 4,096 rows at a time (same numbers, smaller
-    temporaries).
+    ``init(table)`` is ``tx.init(table)``. ``update(grad, state, table)`` is
+    :func:`apply_row_sparse` with the table as the whole parameter tree: it sums
+    repeated ids (:func:`coalesce`), gathers the rows ``grad.ids`` of the table and of
+    every state leaf with the table's leading dimension (``(V, D)`` moments, ``(V,)``
+    row-wise accumulators), runs ``tx.update`` on those rows and scatters them back
+    with ``.at[ids].set(..., mode="drop")``; global leaves take their new values, so the
+    step count advances once per update. Under ``jax.jit(..., donate_argnums=...)`` the
+    scatters write in place: a step is ``O(K * output_dim)``, independent of
+    ``num_rows``. Gradients of more than 4,096 rows are applied 4,096 rows at a time
+    when ``tx`` allows it (same numbers, smaller temporaries).
 
     Donate the table *before* the state, the order of the outputs: JAX hands each
     donated buffer to the first output of the same shape, so
@@ -313,20 +451,16 @@ def lazy(
     padding, negative ids, ids of another shard -- are ignored for both reads
     and writes, so the update runs unchanged on one shard of a row-sharded table
     inside ``shard_map`` after the caller subtracts the shard's first row from
-    the global ids. ``grad`` may hold repeated ids (they are summed), so
-    callers need not coalesce first.
+    the global ids. ``grad`` may hold repeated ids (they are summed).
 
     Small tables: when ``grad`` can hold at least ``dense_fraction`` of the
-    table's rows (``K >= dense_fraction * num_rows``, decided when tracing), the
-    update runs over the whole table (with a table-sized gradient) and keeps the
-    new values only in the touched rows -- the same lazy semantics, but streaming
-    a small table through the cache beats sorting the ids and gathering and
-    scattering most of its rows.
+    table's rows, the update runs over the whole table and keeps the new values
+    only in the touched rows (see :func:`apply_row_sparse`).
 
     Args:
-        tx: an element-wise optax transformation (see :data:`ELEMENTWISE_OPTIMIZERS`).
-        check: verify that ``tx`` is element-wise (:func:`check_elementwise`)
-            when wrapping.
+        tx: an optax transformation that :func:`check_row_sparse` accepts.
+        check: run :func:`check_row_sparse` when wrapping (with ``False``, large
+            gradients are chunked: ``tx`` must not need a global norm).
         dense_fraction: the fraction of rows from which the masked dense path is
             used; ``None`` always gathers and scatters.
 
@@ -334,10 +468,9 @@ def lazy(
         A :class:`LazyTransformation`.
 
     Raises:
-        ValueError: ``tx`` is not element-wise.
+        ValueError: ``tx`` cannot be applied row-sparsely.
 
     Examples:
-        >>> import optax
         >>> table = jnp.ones((1000, 4))
         >>> opt = lazy(optax.adam(1e-2))
         >>> state = opt.init(table)
@@ -347,99 +480,12 @@ def lazy(
         >>> int(state[0].count), int((table != 1).any(axis=1).sum())
         (1, 2)
     """
-    if check:
-        check_elementwise(tx)
-
-    def init(table: jax.Array) -> optax.OptState:
-        return tx.init(table)
+    chunked = check_row_sparse(tx, name="lazy()") if check else True
 
     def update(
         grad: RowSparseGrad, state: optax.OptState, table: jax.Array
     ) -> tuple[jax.Array, optax.OptState]:
-        if dense_fraction is not None and grad.ids.shape[0] >= dense_fraction * table.shape[0]:
-            return _masked_dense_update(tx, grad, state, table)
         with jax.named_scope("jaxembed_lazy_update"):
-            num_rows = table.shape[0]
-            grad = coalesce(grad.ids, grad.rows, num_rows)
-            ids = _inside(grad.ids, num_rows)
+            return apply_row_sparse(tx, grad, state, table, dense_fraction=dense_fraction, chunked=chunked)
 
-            def per_row(leaf: Any) -> bool:
-                return _is_per_row(leaf, num_rows)
-
-            # Reading a padding slot from the last row is harmless: its write is dropped. (A plain
-            # clipped gather is several times faster on CPU than a bounds-checked filling one.)
-            per_row_leaves, treedef = jax.tree.flatten(state)
-            is_row = [per_row(leaf) for leaf in per_row_leaves]
-
-            def with_rows(rows_of_leaves: list[Any]) -> optax.OptState:
-                it = iter(rows_of_leaves)
-                return treedef.unflatten([next(it) if r else leaf for r, leaf in zip(is_row, per_row_leaves)])
-
-            def step_rows(
-                table: jax.Array, leaves: list[jax.Array], chunk_ids: jax.Array, chunk_grad: jax.Array
-            ) -> tuple[jax.Array, list[jax.Array]]:
-                read = jnp.minimum(chunk_ids, num_rows - 1)
-                rows = jnp.take(table, read, axis=0, mode="clip")
-                row_state = with_rows([jnp.take(leaf, read, axis=0, mode="clip") for leaf in leaves])
-                # coalesce gave zero rows to the padding and to ids outside the table.
-                updates, new_row_state = tx.update(
-                    chunk_grad.astype(_grad_dtype(table, chunk_grad)), row_state, rows
-                )
-                table = _set_rows(table, chunk_ids, optax.apply_updates(rows, updates))
-                new_leaves = [n for r, n in zip(is_row, jax.tree.leaves(new_row_state)) if r]
-                leaves = [_set_rows(old, chunk_ids, new) for old, new in zip(leaves, new_leaves)]
-                return table, leaves
-
-            leaves = [leaf for r, leaf in zip(is_row, per_row_leaves) if r]
-            size = ids.shape[0]
-            if size > _CHUNK_ROWS:
-                # Chunks keep the step's temporaries small (a few MiB, not several (K, D) arrays),
-                # which on CPU spares fresh pages on every step. The chunks' ids are disjoint; the
-                # last chunk ends at K and drops the ids that the one before it already updated.
-                def body(i: jax.Array, carry: tuple[jax.Array, list[jax.Array]]):
-                    start = jnp.minimum(i * _CHUNK_ROWS, size - _CHUNK_ROWS)
-                    fresh = start + jnp.arange(_CHUNK_ROWS) >= i * _CHUNK_ROWS
-                    chunk_ids = lax.dynamic_slice_in_dim(ids, start, _CHUNK_ROWS)
-                    return step_rows(
-                        *carry,
-                        jnp.where(fresh, chunk_ids, num_rows),
-                        lax.dynamic_slice_in_dim(grad.rows, start, _CHUNK_ROWS),
-                    )
-
-                chunks = -(-size // _CHUNK_ROWS)
-                new_table, new_leaves = lax.fori_loop(0, chunks, body, (table, leaves))
-            else:
-                new_table, new_leaves = step_rows(table, leaves, ids, grad.rows)
-            # The global leaves (the step count) advance once: tx.update on zero rows gives them.
-            empty = jnp.zeros((0, table.shape[1]), table.dtype)
-            _, global_state = tx.update(empty, with_rows([leaf[:0] for leaf in leaves]), empty)
-            it = iter(new_leaves)
-            new_state = treedef.unflatten(
-                [next(it) if r else g for r, g in zip(is_row, jax.tree.leaves(global_state))]
-            )
-        return new_table, new_state
-
-    return LazyTransformation(init, update)
-
-
-def _masked_dense_update(
-    tx: optax.GradientTransformation, grad: RowSparseGrad, state: optax.OptState, table: jax.Array
-) -> tuple[jax.Array, optax.OptState]:
-    """The lazy update computed over the whole table, kept only in the touched rows (small tables)."""
-    with jax.named_scope("jaxembed_lazy_update_small_table"):
-        num_rows = table.shape[0]
-        ids = _inside(grad.ids, num_rows)
-        touched = jnp.zeros((num_rows,), bool).at[ids].set(True, mode="drop")
-
-        def where_touched(new: jax.Array, old: jax.Array) -> jax.Array:
-            mask = touched.reshape(touched.shape + (1,) * (jnp.ndim(old) - 1))
-            return jnp.where(mask, new.astype(old.dtype), old)
-
-        dtype = _grad_dtype(table, grad.rows)
-        dense_grad = jnp.zeros(table.shape, dtype).at[ids].add(grad.rows.astype(dtype), mode="drop")
-        updates, new_state = tx.update(dense_grad, state, table)
-        new_table = where_touched(optax.apply_updates(table, updates), table)
-        new_state = jax.tree.map(
-            lambda old, new: where_touched(new, old) if _is_per_row(old, num_rows) else new, state, new_state
-        )
-    return new_table, new_state
+    return LazyTransformation(tx.init, update)

@@ -13,12 +13,14 @@ Inside the train step the loss gets :func:`jaxembed.regularization_loss` added
 :class:`jaxembed.FrozenParam`), and :func:`jaxembed.apply_constraints` runs after
 each optimizer update, as Keras does.
 
-The "gradients + optimizer update" part is one small function,
-:func:`dense_update`; pass another one with the same signature as ``update=``
-to change only that part. ``row_sparse=True`` (in :class:`Trainer`,
-:func:`init_train_state`, :func:`make_train_step`) switches the model's
-trainable embedding tables to row-sparse gradients and lazy updates
-(:mod:`jaxembed.sparse`): a step then costs ``O(batch)``, not ``O(vocabulary)``.
+The update rule is one value: a plain optax transformation (or :func:`dense`) trains
+every parameter densely; :func:`row_sparse` (``Trainer(model,
+row_sparse(optax.adam(1e-3)), loss_fn)``) gives the model's trainable embedding
+tables row-sparse gradients and applies the transformation to the touched rows
+only (:func:`jaxembed.sparse.apply_row_sparse`): a step then costs ``O(batch)``,
+not ``O(vocabulary)``. For a dense rule the "gradients + optimizer update" part
+is one small function, :func:`dense_update`; pass another one with the same
+signature as ``update=`` to change only that part.
 
 Examples:
     >>> import optax
@@ -37,6 +39,7 @@ Examples:
 from jaxembed.train._batches import Batches
 from jaxembed.train._callbacks import Callback, EarlyStopping, History, ModelCheckpoint, TerminateOnNaN
 from jaxembed.train._row_sparse import row_sparse_tables
+from jaxembed.train._rules import Dense, RowSparse, UpdateRule, dense, row_sparse
 from jaxembed.train._state import LossFn, RowSparseOptState, TrainState, UpdateFn
 from jaxembed.train._step import dense_update, init_train_state, make_eval_step, make_train_step
 from jaxembed.train._trainer import Trainer, fit
@@ -45,6 +48,11 @@ __all__ = [
     "TrainState",
     "RowSparseOptState",
     "row_sparse_tables",
+    "UpdateRule",
+    "Dense",
+    "RowSparse",
+    "dense",
+    "row_sparse",
     "LossFn",
     "UpdateFn",
     "dense_update",

@@ -7,12 +7,12 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import optax
 from flax import nnx
 
 from jaxembed import sparse
 from jaxembed.nn import _capture
 from jaxembed.nn._embedding import Embedding, embedding_layers, regularization_loss
+from jaxembed.train._rules import RowSparse
 from jaxembed.train._state import LossFn, Metrics, RowSparseOptState, TrainState, _loss_and_metrics
 
 
@@ -21,7 +21,7 @@ def _table_key(path: Sequence[Any]) -> str:
 
 
 def row_sparse_tables(model: nnx.Module) -> dict[str, Embedding]:
-    """The tables ``row_sparse=True`` trains row-sparsely, keyed by their path in ``model``.
+    """The tables a :func:`row_sparse` rule trains row-sparsely, keyed by their path in ``model``.
 
     These are the trainable float tables of the :class:`jaxembed.Embedding`
     layers. Frozen tables are not trained at all; quantized tables are not
@@ -49,9 +49,9 @@ def _check_row_wise_constraints(tables: Mapping[str, Embedding]) -> None:
         axis = getattr(layer.spec.embeddings_constraint, "axis", None)
         if axis is not None and axis not in (1, -1):
             raise ValueError(
-                f"row_sparse=True applies the table constraint to the rows a batch looked up, so it must "
-                f"act row by row; the constraint of {key!r} normalizes along axis={axis!r} (each column "
-                "over the whole vocabulary). Use axis=1 (e.g. max_norm with axis=1) or row_sparse=False."
+                "A row_sparse(tx) rule applies the table constraint to the rows a batch looked up, so it "
+                f"must act row by row; the constraint of {key!r} normalizes along axis={axis!r} (each column "
+                "over the whole vocabulary). Use axis=1 (e.g. max_norm with axis=1) or the dense rule."
             )
 
 
@@ -59,17 +59,14 @@ def _split_tables(params: nnx.State, keys: set[str]) -> tuple[nnx.State, nnx.Sta
     return nnx.split_state(params, lambda path, _: _table_key(path) in keys, ...)
 
 
-def _init_row_sparse_opt_state(
-    model: nnx.Module, optimizer: optax.GradientTransformation, params: nnx.State
-) -> RowSparseOptState:
-    tables = row_sparse_tables(model)
-    _check_row_wise_constraints(tables)
-    lazy_tx = sparse.lazy(optimizer)
-    table_state, dense = _split_tables(params, set(tables))
-    return RowSparseOptState(
-        optimizer.init(dense),
-        {_table_key(path): lazy_tx.init(variable[...]) for path, variable in nnx.to_flat_state(table_state)},
-    )
+def _init_row_sparse_opt_state(model: nnx.Module, rule: RowSparse, params: nnx.State) -> RowSparseOptState:
+    _check_row_wise_constraints(row_sparse_tables(model))
+    return RowSparseOptState(rule.tx.init(params))
+
+
+def _leaf_key(path: Sequence[Any]) -> str:
+    """The table key of a leaf of ``nnx.State`` params (``("embed", "embeddings", .value)`` paths)."""
+    return _table_key([entry.key for entry in path if isinstance(entry, jax.tree_util.DictKey)])
 
 
 def _touched_rows(table: jax.Array, ids: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -94,31 +91,30 @@ def _constrain_rows(constraint: Callable, table: jax.Array, ids: jax.Array) -> j
 
 def _make_row_sparse_train_step(
     graphdef: nnx.GraphDef,
-    optimizer: optax.GradientTransformation,
+    rule: RowSparse,
     loss_fn: LossFn,
     *,
     regularization: bool,
     constraints: bool,
 ) -> Callable[[TrainState, Any], tuple[TrainState, Metrics]]:
-    lazy_tx = sparse.lazy(optimizer)
+    tx = rule.tx
 
     def train_step(state: TrainState, batch: Any) -> tuple[TrainState, Metrics]:
         if not isinstance(state.opt_state, RowSparseOptState):
             raise TypeError(
-                "A row_sparse=True train step needs the state of init_train_state(model, optimizer, "
-                f"row_sparse=True); its opt_state is a {type(state.opt_state).__name__}, "
-                "not a RowSparseOptState."
+                "A row_sparse(tx) train step needs the state of init_train_state(model, row_sparse(tx)); "
+                f"its opt_state is a {type(state.opt_state).__name__}, not a RowSparseOptState."
             )
-        keys = set(state.opt_state.tables)
         model = nnx.merge(graphdef, state.params, state.rest, copy=True)
-        specs = {key: layer.spec for key, layer in row_sparse_tables(model).items() if key in keys}
+        specs = {key: layer.spec for key, layer in row_sparse_tables(model).items()}
+        keys = set(specs)
         tables, dense = _split_tables(state.params, keys)
-        flat_tables = list(nnx.to_flat_state(tables))
-        arrays = {_table_key(path): variable[...] for path, variable in flat_tables}
+        flat_leaves, treedef = jax.tree_util.tree_flatten_with_path(state.params)
+        arrays = {_leaf_key(path): leaf for path, leaf in flat_leaves if _leaf_key(path) in keys}
 
         def forward(dense_params: nnx.State, probes: dict[str, list[jax.Array]] | None):
             # The tables are constants here: the loss is differentiated with respect to the
-            # probes added to the rows each lookup gathered (jaxembed.sparse), never the tables.
+            # probes that each tapped lookup adds to the rows it gathered (jaxembed.nn._capture).
             model = nnx.merge(graphdef, nnx.merge_state(dense_params, tables), state.rest, copy=True)
             layers = {key: layer for key, layer in row_sparse_tables(model).items() if key in keys}
             with _capture.tapping(layers, probes) as taps:
@@ -129,6 +125,9 @@ def _make_row_sparse_train_step(
             return loss, (metrics, rest, {key: tap.ids for key, tap in taps.items()})
 
         with jax.named_scope("jaxembed_row_sparse_train_step"):
+            # The probes are inputs of the differentiated function, so their shapes -- the shapes of
+            # the rows each lookup gathers -- must be known before it is traced: a first, abstract
+            # trace of the loss (jax.eval_shape, compile time only, no FLOPs at run time) finds them.
             id_shapes = jax.eval_shape(lambda d: forward(d, None)[1][2], dense)
             probes = {
                 key: [jnp.zeros((*i.shape, arrays[key].shape[1]), arrays[key].dtype) for i in id_shapes[key]]
@@ -138,11 +137,11 @@ def _make_row_sparse_train_step(
                 forward, argnums=(0, 1), has_aux=True
             )(dense, probes)
 
-            new_arrays, table_states = {}, {}
+            table_grads = {}
             for key in sorted(keys):
                 table, spec = arrays[key], specs[key]
                 dim = table.shape[1]
-                grad = sparse.RowSparseGrad(  # per lookup; the lazy update sums repeated ids
+                grad = sparse.RowSparseGrad(  # per lookup; the update sums repeated ids
                     jnp.concatenate([jnp.ravel(i) for i in ids[key]] or [jnp.zeros((0,), jnp.int32)]),
                     jnp.concatenate([g.reshape(-1, dim) for g in probe_grads[key]] or [jnp.zeros((0, dim))]),
                 )
@@ -154,24 +153,39 @@ def _make_row_sparse_train_step(
                 if regularization and spec.embeddings_regularizer is not None:
                     penalty, grad = _row_penalty(spec.table_penalty, table, grad)
                     loss = loss + penalty
-                table, table_states[key] = lazy_tx.update(grad, state.opt_state.tables[key], table)
-                if constraints and spec.embeddings_constraint is not None:
-                    table = _constrain_rows(spec.embeddings_constraint, table, grad.ids)
-                new_arrays[key] = table
+                table_grads[key] = grad
 
-            updates, dense_state = optimizer.update(dense_grads, state.opt_state.dense, dense)
-            dense = optax.apply_updates(dense, updates)
-            new_tables = nnx.from_flat_state(
-                [(path, variable.replace(new_arrays[_table_key(path)])) for path, variable in flat_tables]
+            dense_by_key = {
+                _leaf_key(path): g for path, g in jax.tree_util.tree_flatten_with_path(dense_grads)[0]
+            }
+            grads = treedef.unflatten(
+                [
+                    table_grads.get(_leaf_key(path), dense_by_key.get(_leaf_key(path)))
+                    for path, _ in flat_leaves
+                ]
             )
-            params = nnx.merge_state(dense, new_tables)
-            if constraints:  # the other tables' constraints, on the whole table as usual
+            params, inner = sparse.apply_row_sparse(
+                tx,
+                grads,
+                state.opt_state.inner,
+                state.params,
+                dense_fraction=rule.dense_fraction,
+                chunked=rule.chunked,
+            )
+            if constraints:
                 model = nnx.merge(graphdef, params, rest, copy=True)
                 for path, node in embedding_layers(model):
-                    if not any(_table_key((*path, name)) in keys for name in node.spec.table.names):
+                    tapped = [name for name in node.spec.table.names if _table_key((*path, name)) in keys]
+                    if not tapped:  # the other tables' constraints, on the whole table as usual
                         node.apply_constraint()
+                    for name in tapped:  # the touched rows only
+                        key = _table_key((*path, name))
+                        if specs[key].embeddings_constraint is not None:
+                            variable = node.part_variables(node.spec.table)[name]
+                            variable[...] = _constrain_rows(
+                                specs[key].embeddings_constraint, variable[...], table_grads[key].ids
+                            )
                 _, params, rest = nnx.split(model, nnx.Param, ...)
-        opt_state = RowSparseOptState(dense_state, table_states)
-        return TrainState(state.step + 1, params, rest, opt_state), {"loss": loss, **metrics}
+        return TrainState(state.step + 1, params, rest, RowSparseOptState(inner)), {"loss": loss, **metrics}
 
     return train_step

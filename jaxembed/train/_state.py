@@ -57,14 +57,12 @@ def _copy_tree(tree: Any) -> Any:
 
 
 class RowSparseOptState(NamedTuple):
-    """The optimizer state of a row-sparse train step (``init_train_state(..., row_sparse=True)``).
+    """The optimizer state of a row-sparse train step (``init_train_state(model, row_sparse(tx))``).
 
     Attributes:
-        dense: ``optimizer.init`` of every parameter except the row-sparse tables.
-        tables: for each row-sparse table, keyed by its path in the model (e.g.
-            ``"embed/embeddings"``), its :func:`jaxembed.sparse.lazy` state
-            (for Adam: a global step count and per-row moments).
+        inner: ``tx.init(params)`` over all the parameters, the tables included (for Adam: a
+            step count and ``(V, D)`` moments per table); the step updates the rows a batch
+            touches (:func:`jaxembed.sparse.apply_row_sparse`).
     """
 
-    dense: optax.OptState
-    tables: dict[str, optax.OptState]
+    inner: optax.OptState

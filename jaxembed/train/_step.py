@@ -12,6 +12,7 @@ from flax import nnx
 
 from jaxembed.nn._embedding import apply_constraints, regularization_loss
 from jaxembed.train._row_sparse import _init_row_sparse_opt_state, _make_row_sparse_train_step
+from jaxembed.train._rules import Dense, UpdateRule, as_rule
 from jaxembed.train._state import LossFn, Metrics, TrainState, UpdateFn, _copy_tree, _loss_and_metrics
 
 
@@ -40,7 +41,10 @@ def dense_update(
 
 
 def init_train_state(
-    model: nnx.Module, optimizer: optax.GradientTransformation, *, row_sparse: bool = False
+    model: nnx.Module,
+    optimizer: optax.GradientTransformation | UpdateRule,
+    *,
+    row_sparse: bool | None = None,
 ) -> tuple[nnx.GraphDef, TrainState]:
     """Splits ``model`` once into its static graph and a fresh :class:`TrainState` (step 0).
 
@@ -49,50 +53,58 @@ def init_train_state(
     :func:`make_train_step` / :func:`make_eval_step` to write your own loop,
     and ``nnx.update(model, state.params, state.rest)`` to write results back.
 
+    Args:
+        model: the Flax NNX module.
+        optimizer: the update rule: an optax transformation (dense), :func:`dense` or
+            :func:`row_sparse`; give :func:`make_train_step` the same value.
+        row_sparse: deprecated; ``row_sparse=True`` means ``row_sparse(optimizer)``.
+
+    Returns:
+        ``(graphdef, state)``; with a :func:`row_sparse` rule the optimizer state is a
+        :class:`RowSparseOptState` around ``tx.init(params)``.
+
     Examples:
         >>> model = jaxembed.Embedding(3, 2, trainable=False, rngs=0)
         >>> graphdef, state = init_train_state(model, optax.adam(1e-3))
         >>> int(state.step), len(jax.tree.leaves(state.params)), len(jax.tree.leaves(state.rest))
         (0, 0, 1)
-
-    With ``row_sparse=True`` the optimizer state is a :class:`RowSparseOptState`
-    (see :func:`make_train_step`).
     """
+    rule = as_rule(optimizer, flag=row_sparse, where="init_train_state")
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
     params, rest = _copy_tree(params), _copy_tree(rest)
-    if row_sparse:
-        opt_state = _init_row_sparse_opt_state(model, optimizer, params)
+    if isinstance(rule, Dense):
+        opt_state = rule.tx.init(params)
     else:
-        opt_state = optimizer.init(params)
+        opt_state = _init_row_sparse_opt_state(model, rule, params)
     return graphdef, TrainState(jnp.zeros((), jnp.int32), params, rest, opt_state)
 
 
 def make_train_step(
     graphdef: nnx.GraphDef,
-    optimizer: optax.GradientTransformation,
+    optimizer: optax.GradientTransformation | UpdateRule,
     loss_fn: LossFn,
     *,
     regularization: bool = True,
     constraints: bool = True,
-    update: UpdateFn = dense_update,
-    row_sparse: bool = False,
+    update: UpdateFn | None = None,
+    row_sparse: bool | None = None,
 ) -> Callable[[TrainState, Any], tuple[TrainState, Metrics]]:
     """The pure train step ``(state, batch) -> (new_state, metrics)`` (not yet jitted).
 
     Args:
         graphdef: from ``nnx.split(model, nnx.Param, ...)``.
-        optimizer: any optax ``GradientTransformation``.
+        optimizer: the update rule, the same value given to :func:`init_train_state`: an optax
+            ``GradientTransformation`` or :func:`dense` (dense gradients, one ``tx.update``), or
+            :func:`row_sparse` (the model's trainable embedding tables,
+            :func:`row_sparse_tables`, get row-sparse gradients and ``tx`` runs on the gathered
+            view, see :func:`jaxembed.sparse.apply_row_sparse`; the tables' regularizers and
+            constraints apply to the rows the batch looked up).
         loss_fn: ``loss_fn(model, batch)`` → loss or ``(loss, metrics)``.
         regularization: add :func:`jaxembed.regularization_loss` to the loss.
         constraints: run :func:`jaxembed.apply_constraints` after each update.
-        update: gradients + optimizer update (default :func:`dense_update`).
-        row_sparse: train the model's trainable embedding tables
-            (:func:`row_sparse_tables`) with row-sparse gradients and
-            :func:`jaxembed.sparse.lazy` updates of ``optimizer`` (which must be
-            element-wise); every other parameter keeps the dense update. The
-            tables' regularizers and constraints apply to the rows the batch
-            looked up. The state must come from
-            ``init_train_state(..., row_sparse=True)``; ``update`` is not used.
+        update: for a dense rule, the gradients + optimizer update function
+            (default :func:`dense_update`); not allowed with :func:`row_sparse`.
+        row_sparse: deprecated; ``row_sparse=True`` means ``row_sparse(optimizer)``.
 
     Returns:
         A function to wrap in ``jax.jit(..., donate_argnums=0)``; its metrics
@@ -109,10 +121,18 @@ def make_train_step(
         [[0.800000011920929, 0.800000011920929], [1.0, 1.0], [1.0, 1.0]]
     """
 
-    if row_sparse:
+    rule = as_rule(optimizer, flag=row_sparse, where="make_train_step")
+    if not isinstance(rule, Dense):
+        if update is not None:
+            raise TypeError(
+                "make_train_step's `update=` (a custom gradients + update function) applies to the dense "
+                "rule only; a row_sparse(tx) rule computes its own row-sparse gradients."
+            )
         return _make_row_sparse_train_step(
-            graphdef, optimizer, loss_fn, regularization=regularization, constraints=constraints
+            graphdef, rule, loss_fn, regularization=regularization, constraints=constraints
         )
+    update = dense_update if update is None else update
+    optimizer = rule.tx
 
     def train_step(state: TrainState, batch: Any) -> tuple[TrainState, Metrics]:
         def loss_of(params: nnx.State) -> tuple[jax.Array, tuple[Metrics, nnx.State]]:

@@ -18,12 +18,13 @@ from tqdm import tqdm
 from jaxembed._checks import positive_int
 from jaxembed.checkpoint import restore_checkpoint, save_checkpoint
 from jaxembed.train._callbacks import Callback, History, TerminateOnNaN
+from jaxembed.train._rules import UpdateRule, as_rule
 from jaxembed.train._state import LossFn, Metrics, UpdateFn, _copy_tree
-from jaxembed.train._step import dense_update, init_train_state, make_eval_step, make_train_step
+from jaxembed.train._step import init_train_state, make_eval_step, make_train_step
 
 
 class Trainer:
-    """A model, an optax transformation and a loss, compiled into train and eval steps.
+    """A model, an update rule and a loss, compiled into train and eval steps.
 
     The trainer owns a copy of the model's state (:attr:`state`), so the jitted
     step can donate its buffers; the module you passed is refreshed from it by
@@ -31,15 +32,17 @@ class Trainer:
 
     Args:
         model: a Flax NNX module (e.g. containing :class:`jaxembed.Embedding`).
-        optimizer: any optax ``GradientTransformation`` (``optax.adam(1e-3)``, chains, ...).
+        optimizer: the update rule: any optax ``GradientTransformation`` (``optax.adam(1e-3)``,
+            chains, ...: dense gradients everywhere), :func:`dense` (the same) or
+            :func:`row_sparse` (row-sparse gradients for the embedding tables, ``tx`` on the
+            gathered view; ``O(batch)`` steps at any vocabulary size).
         loss_fn: ``loss_fn(model, batch)`` → scalar loss or ``(loss, metrics)``.
         eval_fn: loss for :meth:`eval_step` (default ``loss_fn``).
         regularization: add :func:`jaxembed.regularization_loss` to the loss.
         constraints: apply :func:`jaxembed.apply_constraints` after every update.
-        update: the gradients + optimizer update function (default
+        update: for a dense rule, the gradients + optimizer update function (default
             :func:`dense_update`).
-        row_sparse: row-sparse gradients and lazy updates for the embedding
-            tables (see :func:`make_train_step`); ``O(batch)`` steps at any vocabulary size.
+        row_sparse: deprecated; ``row_sparse=True`` means ``row_sparse(optimizer)``.
 
     Attributes:
         state: the current :class:`TrainState`.
@@ -52,39 +55,43 @@ class Trainer:
         ...     metrics = trainer.train_step(jnp.array([0, 1]))
         >>> int(trainer.state.step), trainer.eval_step(jnp.array([0, 1]))["loss"].shape
         (3, ())
+
+        Row-sparse: the same, with the rule as one value.
+
+        >>> from jaxembed.train import row_sparse
+        >>> trainer = Trainer(model, row_sparse(optax.adam(1e-2)), lambda m, ids: jnp.mean(m(ids) ** 2))
+        >>> _ = trainer.train_step(jnp.array([0, 1]))
+        >>> [bool(v) for v in (trainer.state.params["embeddings"][...] != model.embeddings[...]).any(axis=1)]
+        [True, True, False, False]
     """
 
     def __init__(
         self,
         model: nnx.Module,
-        optimizer: optax.GradientTransformation,
+        optimizer: optax.GradientTransformation | UpdateRule,
         loss_fn: LossFn,
         *,
         eval_fn: LossFn | None = None,
         regularization: bool = True,
         constraints: bool = True,
-        update: UpdateFn = dense_update,
-        row_sparse: bool = False,
+        update: UpdateFn | None = None,
+        row_sparse: bool | None = None,
     ):
         if not isinstance(model, nnx.Module):
             raise TypeError(f"`model` must be a flax.nnx.Module. Received: {type(model).__name__}.")
-        if not isinstance(optimizer, optax.GradientTransformation):
-            raise TypeError(
-                "`optimizer` must be an optax.GradientTransformation (e.g. optax.adam(1e-3)). "
-                f"Received: {type(optimizer).__name__}."
-            )
+        rule = as_rule(optimizer, flag=row_sparse, where="Trainer")
         self.model = model
-        self.optimizer = optimizer
-        self.graphdef, self.state = init_train_state(model, optimizer, row_sparse=row_sparse)
+        self.optimizer = rule.tx
+        self.rule = rule
+        self.graphdef, self.state = init_train_state(model, rule)
         self.stop_training = False
         train = make_train_step(
             self.graphdef,
-            optimizer,
+            rule,
             loss_fn,
             regularization=regularization,
             constraints=constraints,
             update=update,
-            row_sparse=row_sparse,
         )
         evaluate = make_eval_step(self.graphdef, eval_fn or loss_fn, regularization=regularization)
         self._train_step = jax.jit(train, donate_argnums=0)

@@ -8,7 +8,7 @@ import pytest
 from flax import nnx
 
 import jaxembed
-from jaxembed.train import Trainer, row_sparse_tables
+from jaxembed.train import Trainer, row_sparse, row_sparse_tables
 
 VOCAB, DIM = 40, 6
 
@@ -42,7 +42,7 @@ def test_row_sparse_training_of_a_reversible_embedding_equals_the_dense_referenc
     to the dense update; an untied one trains row-sparsely (its reverse kernel densely)."""
     assert sorted(row_sparse_tables(TinyLM(tie_weights))) == ([] if tie_weights else ["embed/embeddings"])
     with jax.default_matmul_precision("highest"):
-        sparse = Trainer(TinyLM(tie_weights), optax.sgd(0.3), lm_loss, row_sparse=True)
+        sparse = Trainer(TinyLM(tie_weights), row_sparse(optax.sgd(0.3)), lm_loss)
         dense = Trainer(TinyLM(tie_weights), optax.sgd(0.3), lm_loss)
         for batch in _batches(3):
             np.testing.assert_allclose(
@@ -66,7 +66,7 @@ def test_attend_in_a_row_sparse_step_is_refused():
         def __call__(self, ids):
             return self.embed.attend(self.embed(ids))
 
-    trainer = Trainer(Tied(), optax.sgd(0.1), lm_loss, row_sparse=True)
+    trainer = Trainer(Tied(), row_sparse(optax.sgd(0.1)), lm_loss)
     with pytest.raises(ValueError, match=r"projects onto its whole table .* row-sparse train step"):
         trainer.train_step(_batches(1)[0])
 

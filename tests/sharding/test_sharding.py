@@ -325,16 +325,16 @@ def test_sharded_checkpoint_shape_mismatch_is_a_clear_error(tmp_path):
 
 @pytest.mark.parametrize("placement", sharding.PLACEMENTS)
 def test_row_sparse_trainer_on_placed_tables_equals_one_device(placement):
-    """Trainer(row_sparse=True) (jaxembed.sparse's lazy Adam) on a placed table, batch split over "data"."""
+    """Trainer(model, row_sparse(adam), loss) on a placed table, batch split over "data"."""
     mesh = mesh_of("2x4")
 
     def loss_fn(model, batch):
         return jnp.mean((model(batch) - 0.5) ** 2)
 
     placed = jaxembed.Embedding(BIG, D, rngs=0, embeddings_sharding=sharding.table_sharding(mesh, placement))
-    sharded_trainer = train.Trainer(placed, optax.adam(0.05), loss_fn, row_sparse=True)
+    sharded_trainer = train.Trainer(placed, train.row_sparse(optax.adam(0.05)), loss_fn)
     plain_trainer = train.Trainer(
-        jaxembed.Embedding(BIG, D, rngs=0), optax.adam(0.05), loss_fn, row_sparse=True
+        jaxembed.Embedding(BIG, D, rngs=0), train.row_sparse(optax.adam(0.05)), loss_fn
     )
     for seed in range(3):
         batch = batch_for(mesh, seed) * (BIG // V)
