@@ -51,6 +51,13 @@ def interleaved(
     return times
 
 
+def timed(run: Callable[[], object]) -> tuple[float, object]:
+    """(ms, output) of one call of ``run``, waiting for its JAX arrays (no warm-up)."""
+    start = time.perf_counter()
+    out = jax.block_until_ready(run())
+    return (time.perf_counter() - start) * 1e3, out
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values)
 

@@ -93,8 +93,9 @@ def run_jaxembed(optimizer: str, dtype: str, rows: int) -> dict:
     import jax.numpy as jnp
     import optax
 
-    from jaxembed import initializers, sparse
-    from jaxembed._rowwise import partial_rowwise_adam, rowwise_adagrad, stochastic_rounding
+    from jaxembed import sparse
+    from jaxembed.keras import initializers
+    from jaxembed.sparse import partial_rowwise_adam, rowwise_adagrad, stochastic_rounding
 
     tx = {
         "sgd": lambda: optax.sgd(0.01),

@@ -13,15 +13,15 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import jax
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from _harness import interleaved, median  # noqa: E402
+
 from jaxembed import viz  # noqa: E402
 
 
@@ -82,14 +82,11 @@ def main() -> None:
         assert agree > 0.999, f"ids differ from the NumPy brute force ({agree:.4f} agree)"
         np.testing.assert_allclose(np.asarray(jax_result.scores), numpy_result[1], rtol=1e-4, atol=1e-4)
 
-        times = {"jaxembed.viz.nearest_neighbors (jit)": [], "NumPy brute force": []}
-        for _ in range(args.repeats):  # interleaved
-            for name, fn in zip(times, (run_jax, run_numpy)):
-                start = time.perf_counter()
-                fn()
-                times[name].append(time.perf_counter() - start)
+        times = interleaved(
+            {"jaxembed.viz.nearest_neighbors (jit)": run_jax, "NumPy brute force": run_numpy}, args.repeats
+        )
         for name, values in times.items():
-            ms = 1000 * statistics.median(values)
+            ms = median(values)
             print(f"{metric:8} {name:34} {ms:9.1f} {args.queries / (ms / 1000):12.0f}")
         print(f"{metric:8} ids identical to NumPy for {100 * agree:.2f}% of entries; scores within 1e-4")
 

@@ -12,17 +12,16 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
 import sys
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from _harness import interleaved, median  # noqa: E402
 from flax import nnx
 
 import jaxembed
-from jaxembed import quant
+from jaxembed import tables
 
 
 def build(vocab: int, dim: int) -> dict[str, jaxembed.Embedding]:
@@ -47,7 +46,7 @@ def build(vocab: int, dim: int) -> dict[str, jaxembed.Embedding]:
 
 def stored_bytes(layer: jaxembed.Embedding) -> int:
     if layer.quantization_mode is not None:
-        return quant.nbytes(layer.quantized_table())
+        return tables.quantized_nbytes(layer.quantized_table())
     return sum(int(np.prod(w.shape)) * w.dtype.itemsize for w in layer.get_weights())
 
 
@@ -85,12 +84,10 @@ def main() -> None:
         forwards[name] = (jax.jit(lambda s, i, g=graphdef: nnx.merge(g, s)(i)), state)
         jax.block_until_ready(forwards[name][0](state, ids))  # compile + warm up
 
-    times: dict[str, list[float]] = {name: [] for name in layers}
-    for _ in range(args.repeats):  # interleaved
-        for name, (forward, state) in forwards.items():
-            start = time.perf_counter()
-            jax.block_until_ready(forward(state, ids))
-            times[name].append(time.perf_counter() - start)
+    times = interleaved(
+        {name: (lambda f=forward, s=state: f(s, ids)) for name, (forward, state) in forwards.items()},
+        args.repeats,
+    )
 
     float_bytes = stored_bytes(layers["float32"])
     print(f"\ntable ({args.vocab}, {args.dim}); ids ({args.batch}, {args.length}); median of {args.repeats}")
@@ -100,7 +97,7 @@ def main() -> None:
         mse = float(jnp.mean((layer(ids) - reference) ** 2))
         print(
             f"{name:<22}{size / 2**20:>12.2f}{float_bytes / size:>11.2f}x"
-            f"{statistics.median(times[name]) * 1e3:>12.3f}{mse:>15.2e}"
+            f"{median(times[name]):>12.3f}{mse:>15.2e}"
         )
 
 

@@ -4,7 +4,7 @@ On 8 devices (simulated on the CPU unless there are 8 real ones) the script buil
 lookups and train steps for a table placed row-wise, column-wise or replicated
 (:mod:`jaxembed.sharding`), checks each against the one-device result, compiles
 it, and sums the bytes of every collective in its HLO
-(:func:`jaxembed.sharding.collectives`): the bytes one device receives or reduces
+(:func:`jaxembed.inspect.collectives`): the bytes one device receives or reduces
 per step. The baseline gathers the whole table onto every device first
 (:func:`jaxembed.sharding.gathered_lookup`). Times are medians of interleaved
 repeats; on simulated CPU devices they measure XLA's CPU collectives, not a
@@ -24,15 +24,14 @@ if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", "")
 
 import argparse  # noqa: E402
 import platform  # noqa: E402
-import statistics  # noqa: E402
 import sys  # noqa: E402
-import time  # noqa: E402
 from collections import Counter  # noqa: E402
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
+from _harness import median, timed  # noqa: E402
 from jax.sharding import NamedSharding, PartitionSpec  # noqa: E402
 
 import jaxembed  # noqa: E402
@@ -43,7 +42,7 @@ def loss_of_rows(rows: jax.Array) -> jax.Array:
     return jnp.mean((rows - 0.5) ** 2)
 
 
-def describe(found: list[sharding.Collective]) -> str:
+def describe(found: list[jaxembed.inspect.Collective]) -> str:
     counts = Counter(c.op for c in found)
     return ", ".join(f"{n}x {op}" for op, n in sorted(counts.items())) or "none"
 
@@ -166,7 +165,7 @@ def main() -> None:
     rows = []
     current = {}
     for name, (fn, fn_args, want) in cases.items():
-        rows.append((name, sharding.collectives(fn.lower(*fn_args).compile())))
+        rows.append((name, jaxembed.inspect.collectives(fn.lower(*fn_args).compile())))
         current[name], got = carry(fn(*fn_args), fn_args)
         np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=2e-5, atol=2e-6, err_msg=name)
 
@@ -174,9 +173,8 @@ def main() -> None:
     times: dict[str, list[float]] = {name: [] for name in cases}
     for _ in range(args.repeats):
         for name, (fn, _, _) in cases.items():
-            start = time.perf_counter()
-            out = jax.block_until_ready(fn(*current[name]))
-            times[name].append(time.perf_counter() - start)
+            ms, out = timed(lambda fn=fn, name=name: fn(*current[name]))
+            times[name].append(ms)
             current[name] = carry(out, current[name])[0]
 
     baselines = {"lookup": rows[0][1], "train": rows[5][1]}
@@ -190,7 +188,7 @@ def main() -> None:
         gathered = sum(c.bytes for c in found if c.op == "all-gather")
         print(
             f"{name:52s} {describe(found):52s} {total:14,d} {total / base:11.4f}x {gathered:13,d} "
-            f"{1e3 * statistics.median(times[name]):8.2f}"
+            f"{median(times[name]):8.2f}"
         )
     print(
         "\nbytes/device: the sum over the compiled step's collectives of each one's result on one device "

@@ -71,8 +71,9 @@ def main() -> None:
     import numpy as np
     import optax
 
-    from jaxembed import checkpoint, initializers, sparse
-    from jaxembed._rowwise import rowwise_adagrad, stochastic_rounding
+    from jaxembed import checkpoint, sparse
+    from jaxembed.keras import initializers
+    from jaxembed.sparse import rowwise_adagrad, stochastic_rounding
 
     dtype = jnp.dtype(args.dtype)
     phases: dict = {}

@@ -17,9 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
@@ -28,6 +26,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from _harness import median, timed  # noqa: E402
+
 from jaxembed.datasets import load_builtin  # noqa: E402
 from jaxembed.text import TextVectorizer  # noqa: E402
 
@@ -38,12 +38,6 @@ def synthetic_reviews(count: int, seed: int = 0) -> list[str]:
     lengths = np.clip(rng.lognormal(np.log(170), 0.75, count).astype(int), 10, 2500)
     starts = rng.integers(0, len(words) - lengths.max(), count)
     return [" ".join(words[s : s + n]) for s, n in zip(starts, lengths)]
-
-
-def timed(function) -> float:
-    start = time.perf_counter()
-    function()
-    return time.perf_counter() - start
 
 
 def main() -> None:
@@ -88,20 +82,23 @@ def main() -> None:
     if not (same_vocabulary and same_ids):
         raise SystemExit("results differ; not timing")
 
+    def seconds_of(run) -> float:
+        return timed(run)[0] / 1e3
+
     times: dict[str, list[float]] = {}
     for _ in range(args.repeats):  # interleaved
         fresh_ours, fresh_keras = make_ours(), make_keras()
-        times.setdefault("ours adapt", []).append(timed(lambda: fresh_ours.adapt(texts)))
-        times.setdefault("keras adapt", []).append(timed(lambda: fresh_keras.adapt(texts)))
-        times.setdefault("ours vectorize", []).append(timed(lambda: ours(texts)))
-        times.setdefault("keras vectorize", []).append(timed(lambda: np.asarray(theirs(texts))))
+        times.setdefault("ours adapt", []).append(seconds_of(lambda: fresh_ours.adapt(texts)))
+        times.setdefault("keras adapt", []).append(seconds_of(lambda: fresh_keras.adapt(texts)))
+        times.setdefault("ours vectorize", []).append(seconds_of(lambda: ours(texts)))
+        times.setdefault("keras vectorize", []).append(seconds_of(lambda: np.asarray(theirs(texts))))
     print(f"{'step':12} {'implementation':44} {'seconds':>8} {'texts/s':>10}")
     for step in ("adapt", "vectorize"):
         for who, name in (
             ("ours", "jaxembed.text.TextVectorizer (Python)"),
             ("keras", "keras TextVectorization (TF)"),
         ):
-            seconds = statistics.median(times[f"{who} {step}"])
+            seconds = median(times[f"{who} {step}"])
             print(f"{step:12} {name:44} {seconds:8.2f} {len(texts) / seconds:10,.0f}")
 
 

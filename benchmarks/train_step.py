@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -22,6 +20,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
+from _harness import interleaved, median  # noqa: E402
 from flax import nnx  # noqa: E402
 
 import jaxembed  # noqa: E402
@@ -97,18 +96,11 @@ def main() -> None:
             loss = nnx_step(model, optimizer, batch)
         jax.block_until_ready((loss, nnx.state(model)))
 
-    timings: dict[str, list[float]] = {
-        "jaxembed Trainer (jax.jit, donated)": [],
-        "nnx.jit + nnx.Optimizer": [],
+    runners = {"jaxembed Trainer (jax.jit, donated)": run_trainer, "nnx.jit + nnx.Optimizer": run_nnx}
+    timings = {  # ms per step: each run is args.steps steps
+        name: [ms / args.steps for ms in values]
+        for name, values in interleaved(runners, args.repeats).items()
     }
-    runners = dict(zip(timings, (run_trainer, run_nnx)))
-    for run in runners.values():
-        run()  # warm-up
-    for _ in range(args.repeats):  # interleaved
-        for name, run in runners.items():
-            start = time.perf_counter()
-            run()
-            timings[name].append((time.perf_counter() - start) / args.steps * 1e3)
 
     print(
         f"# python benchmarks/train_step.py --vocab {args.vocab} --dim {args.dim} --batch {args.batch} "
@@ -123,7 +115,7 @@ def main() -> None:
     )
     print(f"{'step':40} {'ms/step (median)':>18} {'min':>8} {'max':>8}")
     for name, values in timings.items():
-        print(f"{name:40} {statistics.median(values):18.2f} {min(values):8.2f} {max(values):8.2f}")
+        print(f"{name:40} {median(values):18.2f} {min(values):8.2f} {max(values):8.2f}")
 
 
 if __name__ == "__main__":

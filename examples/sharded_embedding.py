@@ -128,7 +128,7 @@ def main() -> None:
         return rng.choice(hot, size=(args.batch, args.bag)).astype(np.int32)
 
     compiled = step.lower(table, state, batch()).compile()
-    moved = sharding.collectives(compiled)
+    moved = jaxembed.inspect.collectives(compiled)
     moved_bytes = sum(c.bytes for c in moved)
     print("collectives per step: " + ", ".join(f"{c.op} {c.shapes[0]} ({c.bytes:,} B)" for c in moved))
     print(

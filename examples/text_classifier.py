@@ -7,7 +7,7 @@
     python examples/text_classifier.py --dataset csv --data reviews.csv      # or .jsonl: text, label
     python examples/text_classifier.py --predict "Return the lowest common multiple."  # saved model
 
-The model is the Keras tutorials' text classifier as a :class:`jaxembed.keras_io.KerasSequential`:
+The model is the Keras tutorials' text classifier as a :class:`jaxembed.nn.KerasSequential`:
 ``Embedding(vocab, dim, mask_zero=True)`` → ``GlobalAveragePooling1D`` (padding ignored) →
 ``Dense(hidden, relu)`` → ``Dense(classes)`` logits, or with ``--pooling flatten`` the seed's
 ``Embedding(vocab, 64, input_length=L)`` → ``Flatten`` → ``Dense`` variant. Raw text goes through
@@ -34,7 +34,8 @@ from flax import nnx
 import jaxembed
 from jaxembed import datasets
 from jaxembed._files import write_text
-from jaxembed.keras_io import Activation, KerasSequential, load_model, save_model
+from jaxembed.keras.io import load_model, save_model
+from jaxembed.nn import Activation, KerasSequential
 from jaxembed.text import TextVectorizer, pad_sequences
 from jaxembed.train import Batches, Trainer, fit
 

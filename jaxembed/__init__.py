@@ -1,23 +1,23 @@
 """jaxembed: a Keras-compatible Embedding layer on JAX and Flax.
 
-The public API, layered bottom-up:
+The public API, layered bottom-up (``import jaxembed`` gives every subpackage as an attribute):
 
-* :mod:`jaxembed.ops` -- pure functions: id checks, ``take`` and one-hot lookups, masks;
-* :mod:`jaxembed.initializers`, :mod:`jaxembed.regularizers`,
-  :mod:`jaxembed.constraints` -- Keras names and configs as JAX functions;
-* :class:`jaxembed.Embedding` (Flax NNX) and :class:`jaxembed.linen.Embedding`
-  (Flax Linen) -- thin modules over the ops;
-* :mod:`jaxembed.train` -- jitted train/eval steps on optax, ``fit``, callbacks;
-  :mod:`jaxembed.checkpoint` -- atomic, checked checkpoints of any pytree.
+* :mod:`jaxembed.ops` -- pure functions: id checks, ``take`` and one-hot lookups, masks, bags;
+* :mod:`jaxembed.tables` -- the parts a table is made of: Keras 3's int8/int4 tables, the LoRA delta;
+* :mod:`jaxembed.nn` (Flax NNX: :class:`jaxembed.Embedding`, :class:`jaxembed.EmbeddingBag`,
+  pooling, ``KerasSequential``) and :mod:`jaxembed.linen` (Flax Linen) -- thin modules over the
+  ops, with arguments checked by :class:`jaxembed.EmbeddingSpec`;
 * :mod:`jaxembed.sparse` -- row-sparse gradients of tables and lazy (row-sparse) optax
-  updates, so a step costs ``O(batch)``, not ``O(vocabulary)``.
-* :mod:`jaxembed.lora`, :mod:`jaxembed.quant` -- Keras 3's LoRA and int8/int4 tables;
-  :mod:`jaxembed.keras_io` (imported on demand; needs h5py) -- Keras files without Keras.
-* :mod:`jaxembed.text` (:class:`jaxembed.TextVectorizer`, Keras's ``TextVectorization``) and
-  :mod:`jaxembed.datasets` (IMDB, aclImdb, folders, CSV/JSONL, a built-in corpus) -- raw text to ids.
+  updates, so a step costs ``O(batch)``, not ``O(vocabulary)``;
+* :mod:`jaxembed.train` -- jitted train/eval steps on optax, ``Trainer``, ``fit``, callbacks;
+  :mod:`jaxembed.checkpoint` -- atomic, checked checkpoints of any pytree;
 * :mod:`jaxembed.sharding` -- tables on a device mesh (row, column, replicated), a
-  ``shard_map`` lookup, the collectives of a compiled step; :class:`jaxembed.EmbeddingBag`
-  -- multi-hot bags (sum, mean, sqrtn).
+  ``shard_map`` lookup; :mod:`jaxembed.inspect` -- the collectives of a compiled step;
+* :mod:`jaxembed.keras` -- Keras initializers, regularizers, constraints by name and config;
+  :mod:`jaxembed.keras.io` (loaded on first use; needs h5py) -- Keras files without Keras;
+* :mod:`jaxembed.text` (:class:`jaxembed.TextVectorizer`, Keras's ``TextVectorization``) and
+  :mod:`jaxembed.datasets` (IMDB, aclImdb, folders, CSV/JSONL, a built-in corpus) -- raw text to ids;
+* :mod:`jaxembed.viz` -- PCA, neighbours, plots (matplotlib, imported when plotting).
 
 Examples:
     >>> import jax.numpy as jnp
@@ -27,34 +27,42 @@ Examples:
     [[1.0, 1.0], [1.0, 2.0], [3.0, 3.0]]
 """
 
+import importlib
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
-from jaxembed import (
+from jaxembed import _moved
+
+_moved.install()
+
+from jaxembed import (  # noqa: E402
     checkpoint,
-    constraints,
     datasets,
-    initializers,
-    lora,
+    inspect,
+    keras,
+    linen,
+    nn,
     ops,
-    quant,
-    regularizers,
     sharding,
     sparse,
+    tables,
     text,
     train,
+    viz,
 )
-from jaxembed.config import EmbeddingSpec
-from jaxembed.layers import (
+from jaxembed._spec import EmbeddingSpec  # noqa: E402
+from jaxembed.nn import (  # noqa: E402
     ActivityLoss,
     Embedding,
     EmbeddingBag,
+    Flatten,
     FrozenParam,
+    GlobalAveragePooling1D,
     QuantizedVariable,
     apply_constraints,
     regularization_loss,
 )
-from jaxembed.pooling import Flatten, GlobalAveragePooling1D
-from jaxembed.text import TextVectorizer
+from jaxembed.text import TextVectorizer  # noqa: E402
 
 try:
     __version__ = version("jaxembed")
@@ -72,18 +80,26 @@ __all__ = [
     "regularization_loss",
     "GlobalAveragePooling1D",
     "Flatten",
+    "TextVectorizer",
     "ops",
-    "initializers",
-    "regularizers",
-    "constraints",
-    "train",
+    "tables",
+    "nn",
+    "linen",
     "sparse",
+    "train",
     "checkpoint",
-    "lora",
-    "quant",
+    "sharding",
+    "inspect",
+    "keras",
     "text",
     "datasets",
-    "TextVectorizer",
-    "sharding",
+    "viz",
     "__version__",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Old module paths (``jaxembed.layers``, ``jaxembed.keras_io``, ...) as attributes, with a warning."""
+    if f"{__name__}.{name}" in _moved.MOVED:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

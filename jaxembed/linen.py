@@ -1,7 +1,7 @@
 """``jaxembed.linen.Embedding``: the same layer for Flax Linen code.
 
 The same arguments, checks, configs and numbers as :class:`jaxembed.Embedding`
-(both hold an :class:`~jaxembed.config.EmbeddingSpec` and call
+(both hold an :class:`~jaxembed.EmbeddingSpec` and call
 :func:`jaxembed.ops.lookup`); the table is the parameter ``"embeddings"``.
 
 Regularization penalties are sown into the ``"losses"`` collection (the
@@ -20,9 +20,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxembed import ops
-from jaxembed import sharding as sharding_lib
-from jaxembed.config import EmbeddingSpec
+from jaxembed import _mesh, ops
+from jaxembed._spec import EmbeddingSpec
 
 __all__ = ["Embedding", "EmbeddingBag"]
 
@@ -92,7 +91,7 @@ class Embedding(nn.Module):
         """Looks up ``ids`` (any shape); returns ``(*ids.shape, output_dim)`` in ``dtype``."""
         spec = self.spec
         init = lambda key: spec.initial_table(key, self.weights)  # noqa: E731
-        placement = sharding_lib.variable_metadata(self.embeddings_sharding)
+        placement = _mesh.variable_metadata(self.embeddings_sharding)
         if placement:  # Flax's boxed Partitioned parameter: nn.get_partition_spec reads it
             init = nn.with_partitioning(init, placement["out_sharding"], placement["mesh"])
         table = self.param("embeddings", init)
@@ -153,7 +152,7 @@ class EmbeddingBag(Embedding):
     combiner: ops.Combiner = "mean"
 
     def __post_init__(self):
-        ops.check_combiner(self.combiner)
+        ops._check_combiner(self.combiner)
         super().__post_init__()
 
     def __call__(

@@ -2,7 +2,7 @@
 
 Everything here is a plain function on arrays. It composes with ``jax.jit``,
 ``jax.grad`` and ``jax.vmap`` and knows nothing about Flax; the modules in
-:mod:`jaxembed.layers` and :mod:`jaxembed.linen` are thin shells over it.
+:mod:`jaxembed.nn` and :mod:`jaxembed.linen` are thin shells over it.
 
 The two lookups compute the same thing:
 
@@ -38,13 +38,13 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental import checkify
 
+from jaxembed._checks import one_of
+
 __all__ = [
     "LookupMethod",
     "InvalidIds",
     "LOOKUP_METHODS",
     "INVALID_IDS_MODES",
-    "check_lookup_method",
-    "check_invalid_ids_mode",
     "prepare_ids",
     "take_lookup",
     "one_hot_lookup",
@@ -53,7 +53,6 @@ __all__ = [
     "masked_mean",
     "Combiner",
     "COMBINERS",
-    "check_combiner",
     "bag_mask",
     "combine_bags",
     "embedding_bag",
@@ -75,28 +74,24 @@ COMBINERS: tuple[str, ...] = get_args(Combiner)
 _MAX_REPORTED = 5
 
 
-def check_lookup_method(method: str) -> str:
+def _check_lookup_method(method: str) -> str:
     """Returns ``method`` if it names a lookup path, else raises ``ValueError``.
 
     Examples:
-        >>> check_lookup_method("one_hot")
+        >>> _check_lookup_method("one_hot")
         'one_hot'
     """
-    if method not in LOOKUP_METHODS:
-        raise ValueError(f"`lookup` must be one of {LOOKUP_METHODS}. Received: lookup={method!r}.")
-    return method
+    return one_of("lookup", method, LOOKUP_METHODS)
 
 
-def check_invalid_ids_mode(mode: str) -> str:
+def _check_invalid_ids_mode(mode: str) -> str:
     """Returns ``mode`` if it names an invalid-id policy, else raises ``ValueError``.
 
     Examples:
-        >>> check_invalid_ids_mode("nan")
+        >>> _check_invalid_ids_mode("nan")
         'nan'
     """
-    if mode not in INVALID_IDS_MODES:
-        raise ValueError(f"`invalid_ids` must be one of {INVALID_IDS_MODES}. Received: invalid_ids={mode!r}.")
-    return mode
+    return one_of("invalid_ids", mode, INVALID_IDS_MODES)
 
 
 def _describe_bad_ids(values: np.ndarray, positions: np.ndarray) -> str:
@@ -258,8 +253,8 @@ def lookup(
         >>> jax.jit(lookup)(table, jnp.array([-1]))
         Array([[nan, nan]], dtype=float32)
     """
-    gather = _LOOKUPS.get(check_lookup_method(method))
-    check_invalid_ids_mode(invalid_ids)
+    gather = _LOOKUPS.get(_check_lookup_method(method))
+    _check_invalid_ids_mode(invalid_ids)
     input_dim = table.shape[0]
     int_ids, valid = prepare_ids(ids, input_dim)
     if valid is None:
@@ -325,7 +320,7 @@ def compute_mask(ids: jax.typing.ArrayLike, mask_zero: bool) -> jax.Array | None
 def _check_bag_arguments(
     ids_shape: tuple[int, ...], combiner: str, mask: Any, weights: Any, offsets: Any
 ) -> None:
-    check_combiner(combiner)
+    _check_combiner(combiner)
     for name, value in (("mask", mask), ("weights", weights)):
         if value is not None and jnp.shape(value) != ids_shape:
             raise ValueError(
@@ -352,16 +347,14 @@ def _check_bag_arguments(
         )
 
 
-def check_combiner(combiner: str) -> str:
+def _check_combiner(combiner: str) -> str:
     """Returns ``combiner`` if it names a bag combiner, else raises ``ValueError``.
 
     Examples:
-        >>> check_combiner("sqrtn")
+        >>> _check_combiner("sqrtn")
         'sqrtn'
     """
-    if combiner not in COMBINERS:
-        raise ValueError(f"`combiner` must be one of {COMBINERS}. Received: combiner={combiner!r}.")
-    return combiner
+    return one_of("combiner", combiner, COMBINERS)
 
 
 def bag_mask(

@@ -19,6 +19,7 @@ def test_the_first_page_exists_and_has_code():
     assert len(python_blocks(DOCS / "how-embeddings-work.md")) >= 5
 
 
+@pytest.mark.slow  # each page runs end to end
 @pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(ROOT)) for p in PAGES])
 def test_page_code_blocks_run(page, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # blocks that write files write them here

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import jaxembed
-from jaxembed import constraints, initializers, regularizers
+from jaxembed.keras import constraints, initializers, regularizers
 
 keras = pytest.importorskip(
     "keras", reason="the differential tests compare against Keras 3 (the `test` extra)"

@@ -8,8 +8,6 @@ import pytest
 import jaxembed
 from jaxembed import linen
 
-SEED_TABLE = np.array([[1, 1], [1, 2], [2, 2], [3, 3]], np.float32)
-
 
 @pytest.mark.parametrize("lookup", ["take", "one_hot"])
 @pytest.mark.parametrize("shape", [(), (5,), (3, 4), (2, 3, 4)])
@@ -61,29 +59,29 @@ def test_mask_and_dtypes():
     np.testing.assert_array_equal(np.asarray(module.compute_mask(ids)), [[True, False]])
 
 
-def test_regularization_penalties_are_sown_into_losses():
-    module = linen.Embedding(4, 2, weights=SEED_TABLE, embeddings_regularizer="l2", activity_regularizer="l1")
+def test_regularization_penalties_are_sown_into_losses(seed_table):
+    module = linen.Embedding(4, 2, weights=seed_table, embeddings_regularizer="l2", activity_regularizer="l1")
     ids = jnp.array([[0, 3]])
     variables = module.init(jax.random.key(0), ids)
     out, state = module.apply({"params": variables["params"]}, ids, mutable=["losses"])
     losses = state["losses"]
     np.testing.assert_allclose(
-        float(losses["embeddings_regularization"]), 0.01 * np.sum(SEED_TABLE**2), rtol=1e-6
+        float(losses["embeddings_regularization"]), 0.01 * np.sum(seed_table**2), rtol=1e-6
     )
     np.testing.assert_allclose(
         float(losses["activity_regularization"]), 0.01 * np.sum(np.abs(out)) / 1, rtol=1e-6
     )
 
 
-def test_trainable_false_stops_gradients():
-    module = linen.Embedding(4, 2, weights=SEED_TABLE, trainable=False)
+def test_trainable_false_stops_gradients(seed_table):
+    module = linen.Embedding(4, 2, weights=seed_table, trainable=False)
     variables = module.init(jax.random.key(0), jnp.array([1]))
     grads = jax.grad(lambda p: jnp.sum(module.apply({"params": p}, jnp.array([1, 2]))))(variables["params"])
     assert not np.any(np.asarray(grads["embeddings"]))
 
 
-def test_gradient_only_in_looked_up_rows():
-    module = linen.Embedding(4, 2, weights=SEED_TABLE)
+def test_gradient_only_in_looked_up_rows(seed_table):
+    module = linen.Embedding(4, 2, weights=seed_table)
     variables = module.init(jax.random.key(0), jnp.array([1]))
     grads = jax.grad(lambda p: jnp.sum(module.apply({"params": p}, jnp.array([1, 1, 3]))))(
         variables["params"]
@@ -109,8 +107,8 @@ def test_bad_arguments_raise_when_the_module_is_made(kwargs, message):
         linen.Embedding(**arguments)
 
 
-def test_bad_ids_raise():
-    module = linen.Embedding(4, 2, weights=SEED_TABLE)
+def test_bad_ids_raise(seed_table):
+    module = linen.Embedding(4, 2, weights=seed_table)
     variables = module.init(jax.random.key(0), jnp.array([1]))
     with pytest.raises(ValueError, match=r"range \[0, 3\].*7 at index \(0,\)"):
         module.apply(variables, jnp.array([7]))

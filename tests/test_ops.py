@@ -8,9 +8,6 @@ from jax.experimental import checkify
 
 from jaxembed import ops
 
-SEED_OBJECTS = ["cat", "dog", "snake", "dog", "mouse", "cat", "dog", "snake", "dog"]
-SEED_TABLE = np.array([[1, 1], [1, 2], [2, 2], [3, 3]], np.float32)
-SEED_VECTORS = [[1, 1], [1, 2], [2, 2], [1, 2], [3, 3], [1, 1], [1, 2], [2, 2], [1, 2]]
 METHODS = ["take", "one_hot"]
 ID_SHAPES = [(), (7,), (4, 6), (3, 4, 5)]
 
@@ -29,18 +26,18 @@ def random_ids(shape, v=50, seed=1):
 
 
 @pytest.mark.parametrize("method", METHODS)
-def test_seed_walkthrough(method):
-    vocabulary, indices = seed_indices(SEED_OBJECTS)
+def test_seed_walkthrough(seed_objects, seed_table, seed_vectors, method):
+    vocabulary, indices = seed_indices(seed_objects)
     assert vocabulary == ["cat", "dog", "snake", "mouse"]
     assert indices == [0, 1, 2, 1, 3, 0, 1, 2, 1]
-    vectors = ops.lookup(jnp.asarray(SEED_TABLE), jnp.array(indices), method=method)
-    np.testing.assert_array_equal(np.asarray(vectors), np.array(SEED_VECTORS, np.float32))
+    vectors = ops.lookup(jnp.asarray(seed_table), jnp.array(indices), method=method)
+    np.testing.assert_array_equal(np.asarray(vectors), np.array(seed_vectors, np.float32))
 
 
-def test_one_hot_row_times_matrix_selects_the_row():
+def test_one_hot_row_times_matrix_selects_the_row(seed_table):
     one_hot = jax.nn.one_hot(jnp.array([3]), 4)
-    row = jnp.matmul(one_hot, SEED_TABLE, precision=jax.lax.Precision.HIGHEST)
-    np.testing.assert_array_equal(np.asarray(row), SEED_TABLE[[3]])
+    row = jnp.matmul(one_hot, seed_table, precision=jax.lax.Precision.HIGHEST)
+    np.testing.assert_array_equal(np.asarray(row), seed_table[[3]])
 
 
 @pytest.mark.parametrize("shape", ID_SHAPES)
@@ -136,36 +133,36 @@ def test_checkify_mode_raises_under_jit(method):
         err.throw()
 
 
-def test_integral_float_ids_are_cast_like_keras():
-    out = ops.lookup(jnp.asarray(SEED_TABLE), jnp.array([3.0, 0.0]))
-    np.testing.assert_array_equal(np.asarray(out), SEED_TABLE[[3, 0]])
+def test_integral_float_ids_are_cast_like_keras(seed_table):
+    out = ops.lookup(jnp.asarray(seed_table), jnp.array([3.0, 0.0]))
+    np.testing.assert_array_equal(np.asarray(out), seed_table[[3, 0]])
 
 
 @pytest.mark.parametrize("bad", [[1.5], [0.0, float("nan")], [float("inf")]])
-def test_non_integral_float_ids_raise(bad):
+def test_non_integral_float_ids_raise(seed_table, bad):
     with pytest.raises(ValueError, match="whole numbers"):
-        ops.lookup(jnp.asarray(SEED_TABLE), np.array(bad, np.float32))
+        ops.lookup(jnp.asarray(seed_table), np.array(bad, np.float32))
 
 
-def test_traced_non_integral_float_ids_give_nan():
-    out = jax.jit(ops.lookup)(jnp.asarray(SEED_TABLE), jnp.array([1.5, 2.0]))
+def test_traced_non_integral_float_ids_give_nan(seed_table):
+    out = jax.jit(ops.lookup)(jnp.asarray(seed_table), jnp.array([1.5, 2.0]))
     assert np.isnan(np.asarray(out[0])).all()
-    np.testing.assert_array_equal(np.asarray(out[1]), SEED_TABLE[2])
+    np.testing.assert_array_equal(np.asarray(out[1]), seed_table[2])
 
 
 @pytest.mark.parametrize("ids", [np.array([True, False]), np.array([1 + 2j]), np.array(["a"])])
-def test_non_numeric_ids_raise_type_error(ids):
+def test_non_numeric_ids_raise_type_error(seed_table, ids):
     with pytest.raises(TypeError, match="must be integers"):
-        ops.lookup(jnp.asarray(SEED_TABLE), ids)
+        ops.lookup(jnp.asarray(seed_table), ids)
 
 
-def test_unknown_lookup_and_invalid_ids_mode():
+def test_unknown_lookup_and_invalid_ids_mode(seed_table):
     with pytest.raises(
         ValueError, match=r"`lookup` must be one of \('take', 'one_hot'\). Received: lookup='gather'"
     ):
-        ops.lookup(jnp.asarray(SEED_TABLE), [0], method="gather")
+        ops.lookup(jnp.asarray(seed_table), [0], method="gather")
     with pytest.raises(ValueError, match=r"`invalid_ids` must be one of"):
-        ops.lookup(jnp.asarray(SEED_TABLE), [0], invalid_ids="clip")
+        ops.lookup(jnp.asarray(seed_table), [0], invalid_ids="clip")
 
 
 def test_compute_mask_and_masked_mean():

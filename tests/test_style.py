@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.lint  # ruff over the whole tree
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

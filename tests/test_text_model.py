@@ -9,7 +9,7 @@ import optax
 import pytest
 
 from jaxembed import datasets
-from jaxembed.keras_io import save_model
+from jaxembed.keras.io import save_model
 from jaxembed.text import TextVectorizer
 from jaxembed.train import Batches, Trainer, fit
 

@@ -4,7 +4,7 @@ Registered in ``mkdocs.yml`` under the mkdocstrings Python handler's ``extension
 Two jobs, done once when the ``jaxembed`` package has been loaded:
 
 * **Runtime-made classes.** Static analysis sees
-  ``GlorotUniform = _preset("GlorotUniform", ...)`` in ``jaxembed.initializers`` as
+  ``GlorotUniform = _preset("GlorotUniform", ...)`` in ``jaxembed.keras.initializers`` as
   an attribute without a docstring, although the class it builds has one. For
   every public attribute (in its module's ``__all__``) without a docstring whose
   runtime value is a class or function with its own ``__doc__``, that is used.
@@ -36,7 +36,7 @@ def markdown_from_rst(text: str) -> str:
     """Rewrites the reStructuredText bits of a docstring as Markdown.
 
     Examples:
-        >>> markdown_from_rst("See :func:`lookup` and :class:`~jaxembed.layers.Embedding`.")
+        >>> markdown_from_rst("See :func:`lookup` and :class:`~jaxembed.nn.Embedding`.")
         'See `lookup` and `Embedding`.'
         >>> print(markdown_from_rst(".. math::\\n\\n    a = b\\n\\nafter"))
         ```latex
@@ -74,7 +74,14 @@ class JaxembedDocstrings(griffe.Extension):
             return
         if str(ROOT) not in sys.path:
             sys.path.insert(0, str(ROOT))
-        for module in [pkg, *(m for m in pkg.modules.values() if not m.name.startswith("_"))]:
+
+        def public(module: griffe.Module):
+            yield module
+            for child in module.modules.values():
+                if not child.is_alias and not child.name.startswith("_"):
+                    yield from public(child)
+
+        for module in public(pkg):
             runtime = importlib.import_module(module.path)
             for name in getattr(runtime, "__all__", []):
                 member = module.members.get(name)

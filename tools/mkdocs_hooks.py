@@ -28,6 +28,7 @@ import re
 import sys
 import types
 from pathlib import Path
+from typing import Any
 
 from mkdocs.exceptions import PluginError
 from mkdocs.structure.files import File, Files
@@ -63,17 +64,21 @@ BENCHMARKS_MARKER = "<!-- benchmark-results -->"
 
 
 def public_modules() -> list[str]:
-    """Dotted names of the public modules: ``jaxembed/*.py`` files not starting with ``_``."""
-    package_dir = ROOT / PACKAGE
-    names = []
-    for path in sorted(package_dir.iterdir()):
-        if path.name.startswith("_"):
-            continue
-        if path.suffix == ".py":
-            names.append(f"{PACKAGE}.{path.stem}")
-        elif path.is_dir() and (path / "__init__.py").exists():
-            names.append(f"{PACKAGE}.{path.name}")
-    return names
+    """Dotted names of the public modules: ``jaxembed/**`` modules and packages not starting with ``_``."""
+
+    def walk(directory: Path, prefix: str) -> list[str]:
+        names = []
+        for path in sorted(directory.iterdir()):
+            if path.name.startswith("_"):
+                continue
+            if path.suffix == ".py":
+                names.append(f"{prefix}.{path.stem}")
+            elif path.is_dir() and (path / "__init__.py").exists():
+                names.append(f"{prefix}.{path.name}")
+                names.extend(walk(path, f"{prefix}.{path.name}"))
+        return names
+
+    return walk(ROOT / PACKAGE, PACKAGE)
 
 
 def _api_page(module: str) -> str:
@@ -151,6 +156,16 @@ def on_files(files: Files, config) -> Files:
     return files
 
 
+def _public_home(name: str, value: Any, exported: dict[str, list[str]] | None = None) -> str | None:
+    """The public module whose ``__all__`` lists ``name`` (as the same object): its API page documents it."""
+    if exported is None:
+        exported = {m: getattr(_import(m), "__all__", []) for m in public_modules()}
+    candidates = [m for m, names in exported.items() if name in names and getattr(_import(m), name) is value]
+    if value.__module__ in candidates:
+        return value.__module__
+    return candidates[0] if candidates else None
+
+
 def _api_index() -> str:
     package = _import(PACKAGE)
     lines = ["## Modules", "", "| module | what it holds |", "|---|---|"]
@@ -165,8 +180,8 @@ def _api_index() -> str:
         elif name.startswith("__"):
             lines.append(f"- `jaxembed.{name}`: the installed version string.")
         else:
-            target = f"{value.__module__}.{name}"
-            lines.append(f"- [`jaxembed.{name}`][{target}] (defined in `{value.__module__}`)")
+            home = _public_home(name, value) or value.__module__
+            lines.append(f"- [`jaxembed.{name}`][{home}.{name}] (from `{home}`)")
     return "\n".join(lines) + "\n"
 
 
@@ -234,7 +249,10 @@ def on_post_build(config) -> None:
         if not html_path.exists():
             html_path = site / "api" / f"{module}.html"
         html = html_path.read_text(encoding="utf-8") if html_path.exists() else ""
-        for name in getattr(_import(module), "__all__", []):
+        runtime = _import(module)
+        for name in getattr(runtime, "__all__", []):
+            if isinstance(getattr(runtime, name), types.ModuleType):
+                continue  # a subpackage or submodule has its own API page
             if f'id="{module}.{name}"' not in html:
                 problems.append(f"not on the API page {_api_page(module)}: {module}.{name}")
     package = _import(PACKAGE)
@@ -243,9 +261,9 @@ def on_post_build(config) -> None:
         value = getattr(package, name)
         if isinstance(value, types.ModuleType) or name.startswith("__"):
             continue
-        if name not in exported.get(value.__module__, []):
+        if _public_home(name, value, exported) is None:
             problems.append(
-                f"jaxembed.{name} is defined in {value.__module__}, whose __all__ does not list it"
+                f"jaxembed.{name} is in no public module's __all__ (defined in {value.__module__})"
             )
     if problems:
         raise PluginError("Public API not fully documented:\n  " + "\n  ".join(problems))

@@ -1,0 +1,608 @@
+"""``jaxembed.Embedding``: Keras's Embedding layer as a Flax NNX module.
+
+A thin shell over :mod:`jaxembed.ops`: it holds the table as an ``nnx.Param``
+(or a :class:`FrozenParam` when ``trainable=False``) and an
+:class:`~jaxembed.EmbeddingSpec` with the validated Keras arguments.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from jaxembed import _mesh, ops
+from jaxembed._spec import EmbeddingSpec, parse_quantization_config
+from jaxembed.sparse import _recorder
+from jaxembed.tables import _lora as lora_math
+from jaxembed.tables import _quant as quant
+
+__all__ = [
+    "Embedding",
+    "FrozenParam",
+    "QuantizedVariable",
+    "ActivityLoss",
+    "EmbeddingBag",
+    "regularization_loss",
+    "apply_constraints",
+]
+
+
+def _retyped(variable: nnx.Variable, kind: type[nnx.Variable]) -> nnx.Variable:
+    """The same array as a variable of another kind (trainable or frozen), metadata (sharding) kept."""
+    new = kind(variable[...])
+    new.set_metadata(**variable.get_metadata())
+    return new
+
+
+class FrozenParam(nnx.Variable):
+    """A table that training leaves alone (``trainable=False``).
+
+    It is not an ``nnx.Param``, so ``nnx.grad``, ``nnx.Optimizer(..., wrt=nnx.Param)``
+    and jaxembed's training utilities skip it; the layer also stops gradients
+    through it.
+    """
+
+
+class QuantizedVariable(nnx.Variable):
+    """An int8/int4 table or its scales and zero points (after :meth:`Embedding.quantize`).
+
+    Not an ``nnx.Param``: quantized tables are not trained (LoRA factors on top are).
+    """
+
+
+class ActivityLoss(nnx.Variable):
+    """The activity-regularization penalty of the layer's latest call."""
+
+
+def _key_from(rngs: nnx.Rngs | int | jax.Array | None) -> jax.Array:
+    if rngs is None:
+        return jax.random.key(secrets.randbits(31))
+    if isinstance(rngs, nnx.Rngs):
+        return rngs.params()
+    if isinstance(rngs, (int, np.integer)) and not isinstance(rngs, bool):
+        return nnx.Rngs(int(rngs)).params()  # the same table as rngs=nnx.Rngs(seed)
+    if isinstance(rngs, jax.Array) and jnp.issubdtype(rngs.dtype, jax.dtypes.prng_key):
+        return rngs
+    raise TypeError(
+        "`rngs` must be an nnx.Rngs, an integer seed, a key from jax.random.key, or None. "
+        f"Received: rngs={rngs!r} (of type {type(rngs).__name__})."
+    )
+
+
+class _FromSpec:
+    """Read-only attribute forwarded to the layer's ``spec`` (Keras's attribute names)."""
+
+    def __set_name__(self, owner: type, name: str):
+        self.name = name
+
+    def __get__(self, layer: Any, owner: type | None = None) -> Any:
+        return self if layer is None else getattr(layer.spec, self.name)
+
+
+class Embedding(nnx.Module):
+    """Turns non-negative integer ids into dense vectors: ``table[ids]``.
+
+    The arguments, defaults and semantics are Keras 3's ``keras.layers.Embedding``
+    (plus Keras 2's ``input_length``); everything after ``output_dim`` is keyword-only.
+
+    Args:
+        input_dim: vocabulary size; ids must lie in ``[0, input_dim)``.
+        output_dim: size of each embedding vector.
+        embeddings_initializer: Keras name, config dict or callable
+            ``(key, shape, dtype)``; default ``"uniform"`` = U(-0.05, 0.05).
+        embeddings_regularizer: penalty on the table (name, dict or callable).
+        embeddings_constraint: projection applied by :func:`apply_constraints`.
+        activity_regularizer: penalty on the outputs, divided by the batch size.
+        mask_zero: id 0 is padding; :meth:`compute_mask` returns ``ids != 0``.
+        weights: initial table of shape ``(input_dim, output_dim)``, an array or a
+            one-element list of one (as in Keras).
+        input_length: Keras 2's fixed sequence length (an int, or a tuple for
+            several trailing axes); used by :meth:`compute_output_shape` and
+            checked against the ids' trailing axes.
+        name: layer name written to the config (default ``"embedding"``).
+        trainable: ``False`` stores the table as a :class:`FrozenParam`.
+        dtype: compute dtype of the output (a bfloat16 output over a float32
+            table, as Flax's ``dtype``), or a Keras policy (``"mixed_bfloat16"``,
+            a ``DTypePolicy`` or its config dict) that names both dtypes;
+            default: the table's dtype.
+        param_dtype: storage dtype of the table (default float32).
+        lookup: ``"take"`` (gather) or ``"one_hot"`` (one-hot matmul).
+        invalid_ids: traced out-of-range ids give NaN rows (``"nan"``) or also
+            fail a ``checkify`` check (``"checkify"``); see :mod:`jaxembed.ops`.
+        lora_rank: if set, LoRA of this rank is enabled at once (see :meth:`enable_lora`).
+        lora_alpha: LoRA scale numerator (default ``lora_rank``). Keras 3.15
+            ignores this argument when building (it uses ``lora_rank``); here it is honoured.
+        quantization_config: quantize the initial table at once: ``"int8"``,
+            ``"int4"``, or Keras's serialized ``Int8QuantizationConfig`` /
+            ``Int4QuantizationConfig`` (see :meth:`quantize`).
+        embeddings_sharding: place the table on a device mesh: a ``NamedSharding``
+            (e.g. ``jaxembed.sharding.table_sharding(mesh, "row")``) or mesh-axis
+            names per table axis (``("model", None)``, with the mesh from
+            ``jax.set_mesh``); stored as Flax's ``out_sharding`` metadata. See
+            :mod:`jaxembed.sharding`.
+        rngs: ``nnx.Rngs``, an integer seed or a key; ``None`` draws a fresh
+            random seed, so two layers made without one differ.
+
+    Shapes:
+        ``ids``: any integer shape ``(...)`` → output ``(..., output_dim)`` in ``dtype``.
+
+    Examples:
+        >>> layer = Embedding(1000, 64, input_length=50, rngs=nnx.Rngs(0))
+        >>> ids = jnp.zeros((32, 50), jnp.int32)
+        >>> layer(ids).shape
+        (32, 50, 64)
+        >>> layer.compute_output_shape((None, 50))
+        (None, 50, 64)
+    """
+
+    input_dim = _FromSpec()
+    output_dim = _FromSpec()
+    mask_zero = _FromSpec()
+    name = _FromSpec()
+    dtype = _FromSpec()
+    param_dtype = _FromSpec()
+    lookup = _FromSpec()
+    embeddings_initializer = _FromSpec()
+    embeddings_regularizer = _FromSpec()
+    embeddings_constraint = _FromSpec()
+    activity_regularizer = _FromSpec()
+    lora_rank = _FromSpec()
+    lora_alpha = _FromSpec()
+    quantization_mode = _FromSpec()
+
+    def __init__(
+        self,
+        input_dim: int,
+        output_dim: int,
+        *,
+        embeddings_initializer: Any = "uniform",
+        embeddings_regularizer: Any = None,
+        embeddings_constraint: Any = None,
+        activity_regularizer: Any = None,
+        mask_zero: bool = False,
+        weights: Any = None,
+        input_length: int | Sequence[int | None] | None = None,
+        name: str | None = None,
+        trainable: bool = True,
+        dtype: Any = None,
+        param_dtype: Any = None,
+        lookup: ops.LookupMethod = "take",
+        invalid_ids: ops.InvalidIds = "nan",
+        lora_rank: int | None = None,
+        lora_alpha: float | None = None,
+        quantization_config: Any = None,
+        embeddings_sharding: Any = None,
+        rngs: nnx.Rngs | int | jax.Array | None = None,
+    ):
+        quantization = parse_quantization_config(quantization_config)
+        placement = _mesh.variable_metadata(embeddings_sharding)
+        self.spec = EmbeddingSpec.create(
+            input_dim,
+            output_dim,
+            embeddings_initializer=embeddings_initializer,
+            embeddings_regularizer=embeddings_regularizer,
+            embeddings_constraint=embeddings_constraint,
+            activity_regularizer=activity_regularizer,
+            mask_zero=mask_zero,
+            input_length=input_length,
+            name=name,
+            trainable=trainable,
+            dtype=dtype,
+            param_dtype=param_dtype,
+            lookup=lookup,
+            invalid_ids=invalid_ids,
+        )
+        key = _key_from(rngs)
+        table = self.spec.initial_table(key, weights)
+        self.embeddings = (nnx.Param if trainable else FrozenParam)(table, **placement)
+        if self.spec.activity_regularizer is not None:
+            self.activity_loss = ActivityLoss(jnp.zeros((), jnp.float32))
+        # Keras's build order: quantized variables first, then LoRA on top.
+        if quantization is not None:
+            mode, block_size = quantization
+            self.quantize(mode, **({"block_size": block_size} if mode == "int4" else {}))
+        if lora_rank is not None:
+            self.enable_lora(lora_rank, lora_alpha, rngs=jax.random.fold_in(key, 1))
+
+    # -------------------------------------------------------------- the layer
+    def __call__(self, ids: jax.typing.ArrayLike) -> jax.Array:
+        """Looks up ``ids`` (any shape); returns ``(*ids.shape, output_dim)`` in ``dtype``."""
+        spec = self.spec
+        spec.check_ids_shape(jnp.shape(ids))
+        if spec.quantization_mode is not None:
+            outputs = quant.lookup(
+                self.quantized_table(),
+                ids,
+                mode=spec.quantization_mode,
+                output_dim=spec.output_dim,
+                block_size=spec.quantization_block_size,
+                invalid_ids=spec.invalid_ids,
+            )
+        else:
+            table = self.embeddings[...]
+            if not isinstance(self.embeddings, nnx.Param):
+                table = jax.lax.stop_gradient(table)
+            # ops.lookup, except while a row-sparse train step traces this layer (jaxembed.sparse).
+            outputs = _recorder._recorded_lookup(
+                self, table, ids, method=spec.lookup, invalid_ids=spec.invalid_ids
+            )
+        if spec.lora_rank is not None:
+            outputs = outputs + lora_math.lookup_delta(
+                self.lora_embeddings_a[...],
+                self.lora_embeddings_b[...],
+                ids,
+                rank=spec.lora_rank,
+                alpha=spec.lora_alpha,
+                invalid_ids=spec.invalid_ids,
+            )
+        outputs = outputs.astype(spec.dtype)
+        if spec.activity_regularizer is not None:
+            self.activity_loss[...] = spec.activity_penalty(outputs)
+        return outputs
+
+    def compute_mask(self, ids: jax.typing.ArrayLike, mask: Any = None) -> jax.Array | None:
+        """``ids != 0`` when ``mask_zero``, else ``None`` (Keras's signature)."""
+        return ops.compute_mask(ids, self.spec.mask_zero)
+
+    def compute_output_shape(self, input_shape: Sequence[int | None]) -> tuple[int | None, ...]:
+        """``(*input_shape, output_dim)``, with ``input_length`` filling ``None`` axes."""
+        return self.spec.output_shape(input_shape)
+
+    # ------------------------------------------------------------ keras-isms
+    @property
+    def trainable(self) -> bool:
+        """Whether training updates the table; settable, as in Keras."""
+        return self.spec.trainable
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        self.spec = dataclasses.replace(self.spec, trainable=bool(value))
+        kind = nnx.Param if value else FrozenParam
+        if self.spec.lora_rank is not None:  # only the LoRA factors ever train
+            self.lora_embeddings_a = _retyped(self.lora_embeddings_a, kind)
+            self.lora_embeddings_b = _retyped(self.lora_embeddings_b, kind)
+        elif self.spec.quantization_mode is None:
+            self.embeddings = _retyped(self.embeddings, kind)
+
+    @property
+    def input_length(self) -> int | list[int | None] | None:
+        """Keras 2's ``input_length`` as given (an int, a list, or ``None``)."""
+        length = self.spec.input_length
+        if length is None:
+            return None
+        return length[0] if len(length) == 1 else list(length)
+
+    def regularization_loss(self) -> jax.Array:
+        """The penalty of the trained tables plus the latest call's activity penalty.
+
+        With LoRA the regularizer applies to ``A`` and ``B`` (as Keras); a
+        quantized table without LoRA has none.
+        """
+        if self.spec.lora_rank is not None:
+            penalty = self.spec.table_penalty(self.lora_embeddings_a[...]) + self.spec.table_penalty(
+                self.lora_embeddings_b[...]
+            )
+        elif self.spec.quantization_mode is not None:
+            penalty = jnp.zeros((), jnp.float32)
+        elif _recorder._is_recorded(self):  # a row-sparse step penalizes the touched rows itself
+            penalty = jnp.zeros((), jnp.float32)
+        else:
+            penalty = self.spec.table_penalty(self.embeddings[...])
+        if self.spec.activity_regularizer is not None:
+            penalty = penalty + self.activity_loss[...]
+        return penalty
+
+    def apply_constraint(self) -> None:
+        """Projects the table with ``embeddings_constraint`` in place (no-op without one)."""
+        if self.spec.embeddings_constraint is not None and self.spec.quantization_mode is None:
+            self.embeddings[...] = self.spec.embeddings_constraint(self.embeddings[...])
+
+    def _weight_names(self) -> list[str]:
+        names = ["embeddings"]
+        if self.spec.quantization_mode is not None:
+            names.append("embeddings_scale")
+            if self.spec.quantization_mode == "int4" and self.spec.quantization_block_size is not None:
+                names.append("embeddings_zero")
+        if self.spec.lora_rank is not None:
+            names += ["lora_embeddings_a", "lora_embeddings_b"]
+        return names
+
+    def get_weights(self) -> list[np.ndarray]:
+        """The variables as NumPy arrays, as Keras's ``get_weights``.
+
+        ``[table]``; a quantized layer gives ``[values, scale]`` (grouped int4 adds
+        ``zero``), and LoRA appends ``[A, B]``.
+        """
+        return [np.asarray(getattr(self, name)[...]) for name in self._weight_names()]
+
+    def set_weights(self, weights: Sequence[Any]) -> None:
+        """Replaces the variables from a list laid out as :meth:`get_weights` (shapes checked)."""
+        names = self._weight_names()
+        if names == ["embeddings"]:
+            self.embeddings[...] = self.spec.initial_table(None, list(weights))
+            return
+        weights = list(weights)
+        if len(weights) != len(names):
+            raise ValueError(
+                f"`set_weights` expects {len(names)} arrays ({', '.join(names)}). Received {len(weights)}."
+            )
+        for name, value in zip(names, weights):
+            variable = getattr(self, name)
+            if np.shape(value) != variable.shape:
+                raise ValueError(
+                    f"`set_weights`: {name} must have shape {variable.shape}. "
+                    f"Received shape {np.shape(value)}."
+                )
+        for name, value in zip(names, weights):
+            variable = getattr(self, name)
+            variable[...] = jnp.asarray(value, variable.dtype)
+
+    # ------------------------------------------------------------- LoRA (Keras 3)
+    @property
+    def lora_enabled(self) -> bool:
+        """Whether :meth:`enable_lora` has been called (or ``lora_rank`` given)."""
+        return self.spec.lora_rank is not None
+
+    def enable_lora(
+        self,
+        rank: int,
+        lora_alpha: float | None = None,
+        a_initializer: Any = "he_uniform",
+        b_initializer: Any = "zeros",
+        *,
+        rngs: nnx.Rngs | int | jax.Array | None = None,
+    ) -> None:
+        """Freezes the table and adds trainable ``A`` ``(input_dim, rank)``, ``B`` ``(rank, output_dim)``.
+
+        The layer then looks up ``W + (lora_alpha / rank) * A @ B``
+        (:mod:`jaxembed.tables`); ``lora_alpha`` defaults to ``rank``. Keras's
+        rules apply: not with an ``embeddings_constraint``, and only once.
+        (Keras also refuses an unbuilt layer; a jaxembed layer is built when made.)
+
+        Examples:
+            >>> layer = Embedding(3, 2, weights=jnp.array([[.1, .2], [.3, .4], [.5, .6]]))
+            >>> layer.enable_lora(2, lora_alpha=3)
+            >>> type(layer.embeddings).__name__, layer.lora_embeddings_a.shape, layer.lora_embeddings_b.shape
+            ('FrozenParam', (3, 2), (2, 2))
+        """
+        if self.spec.embeddings_constraint is not None:
+            raise ValueError(
+                "Lora is incompatible with embedding constraints. In order to enable lora on this layer, "
+                "remove the `embeddings_constraint` argument."
+            )
+        if self.spec.lora_rank is not None:
+            raise ValueError("lora is already enabled. This can only be done once per layer.")
+        rank = lora_math._check_rank(rank)
+        alpha = lora_math._check_alpha(lora_alpha, rank)
+        a, b = lora_math.init_factors(
+            _key_from(rngs),
+            self.spec.input_dim,
+            self.spec.output_dim,
+            rank,
+            a_initializer=a_initializer,
+            b_initializer=b_initializer,
+        )
+        kind = nnx.Param if self.spec.trainable else FrozenParam
+        self.lora_embeddings_a = kind(a)
+        self.lora_embeddings_b = kind(b)
+        if isinstance(self.embeddings, nnx.Param):
+            self.embeddings = _retyped(self.embeddings, FrozenParam)
+        self.spec = dataclasses.replace(self.spec, lora_rank=rank, lora_alpha=alpha)
+
+    # ----------------------------------------------------- quantization (Keras 3)
+    def quantize(self, mode: str, *, block_size: int | None = quant.DEFAULT_INT4_BLOCK_SIZE) -> None:
+        """Replaces the table by an int8 or int4 one, as Keras 3's ``Embedding.quantize``.
+
+        Args:
+            mode: ``"int8"`` (per-row abs-max) or ``"int4"``.
+            block_size: int4 only: columns per group (Keras's default 128), or
+                ``None``/``-1`` for one scale per row (Keras's
+                ``Int4QuantizationConfig(block_size=...)``).
+
+        The stored arrays (``embeddings``, ``embeddings_scale`` and, for grouped
+        int4, ``embeddings_zero``) are :class:`QuantizedVariable` objects; see
+        :mod:`jaxembed.tables` for the math. LoRA factors, if any, stay float32
+        and trainable on top.
+
+        Examples:
+            >>> layer = Embedding(1000, 128, rngs=0)
+            >>> layer.quantize("int8")
+            >>> layer.embeddings.dtype, layer.embeddings_scale.shape
+            (dtype('int8'), (1000,))
+        """
+        if self.spec.quantization_mode is not None:
+            raise ValueError(
+                f"Layer '{self.spec.name}' is already quantized with "
+                f"dtype_policy='{self.get_config()['dtype']['config']['mode']}_from_"
+                f"{self.get_config()['dtype']['config']['source_name']}'. Received: mode={mode}"
+            )
+        quant._check_mode(mode)
+        if mode == "int8" and block_size != quant.DEFAULT_INT4_BLOCK_SIZE:
+            raise ValueError(
+                f"`block_size` applies to int4 only. Received: mode='int8', block_size={block_size!r}."
+            )
+        block_size = quant._check_block_size(block_size) if mode == "int4" else None
+        if mode == "int8" and self.spec.dtype == jnp.float16:
+            raise ValueError(
+                "Quantization mode='int8' doesn't work well with compute_dtype='float16'. Use a bfloat16 "
+                "or float32 compute dtype."
+            )
+        table = quant.quantize(self.embeddings[...], mode, block_size=block_size)
+        self.embeddings = QuantizedVariable(table.values)
+        self.embeddings_scale = QuantizedVariable(table.scale)
+        if table.zero is not None:
+            self.embeddings_zero = QuantizedVariable(table.zero)
+        self.spec = dataclasses.replace(self.spec, quantization_mode=mode, quantization_block_size=block_size)
+
+    def quantized_table(self) -> quant.QuantizedTable:
+        """The stored int arrays as a :class:`jaxembed.tables.QuantizedTable` (quantized layers only)."""
+        if self.spec.quantization_mode is None:
+            raise ValueError(
+                f"Layer '{self.spec.name}' is not quantized; call quantize('int8' or 'int4') first."
+            )
+        zero = self.embeddings_zero[...] if hasattr(self, "embeddings_zero") else None
+        return quant.QuantizedTable(self.embeddings[...], self.embeddings_scale[...], zero)
+
+    def effective_table(self) -> jax.Array:
+        """The float ``(input_dim, output_dim)`` table the layer looks up: dequantized, LoRA merged.
+
+        ``O(input_dim)``; for export and inspection (lookups never build it).
+
+        Examples:
+            >>> layer = Embedding(2, 2, weights=jnp.array([[1.0, -1.0], [0.5, 0.25]]))
+            >>> layer.quantize("int8")
+            >>> [[round(v, 3) for v in row] for row in layer.effective_table().tolist()]
+            [[1.0, -1.0], [0.5, 0.248]]
+        """
+        spec = self.spec
+        if spec.quantization_mode is not None:
+            table = quant.dequantize(
+                self.quantized_table(),
+                mode=spec.quantization_mode,
+                output_dim=spec.output_dim,
+                block_size=spec.quantization_block_size,
+            )
+        else:
+            table = self.embeddings[...]
+        if spec.lora_rank is not None:
+            table = lora_math.merged_table(
+                table,
+                self.lora_embeddings_a[...],
+                self.lora_embeddings_b[...],
+                rank=spec.lora_rank,
+                alpha=spec.lora_alpha,
+            )
+        return table
+
+    def get_config(self) -> dict[str, Any]:
+        """Keras's config dict (see :meth:`EmbeddingSpec.get_config`)."""
+        return self.spec.get_config()
+
+    @classmethod
+    def from_config(
+        cls, config: dict[str, Any], *, rngs: nnx.Rngs | int | jax.Array | None = None
+    ) -> Embedding:
+        """Builds a layer from a config written by Keras or by :meth:`get_config`."""
+        return cls(**EmbeddingSpec.arguments_from_config(config, lora_and_quantization=True), rngs=rngs)
+
+
+class EmbeddingBag(Embedding):
+    """Multi-hot features: looks up each bag of ids and combines it into one vector.
+
+    torch's ``nn.EmbeddingBag`` (and ``tf.nn.embedding_lookup_sparse``) as an
+    :class:`Embedding` whose call ends with :func:`jaxembed.ops.combine_bags`:
+    every constructor argument of :class:`Embedding` works the same (initializer,
+    regularizers, ``mask_zero``, sharding, LoRA, quantization), plus ``combiner``.
+    With ``mask_zero=True`` id 0 is left out of its bag (torch's ``padding_idx=0``).
+
+    Args:
+        input_dim: vocabulary size.
+        output_dim: size of each vector.
+        combiner: ``"mean"`` (default, as torch), ``"sum"`` or ``"sqrtn"``.
+        **kwargs: the keyword arguments of :class:`Embedding`.
+
+    Shapes:
+        padded ``ids`` ``(..., bag_size)`` → ``(..., output_dim)``; ragged ``ids``
+        ``(num_ids,)`` with ``offsets`` ``(num_bags,)`` → ``(num_bags, output_dim)``.
+
+    Examples:
+        >>> bag = EmbeddingBag(4, 2, combiner="sum", weights=jnp.array([[1, 1], [1, 2], [2, 2], [3, 3]]))
+        >>> bag(jnp.array([[0, 3], [1, 1]])).tolist()
+        [[4.0, 4.0], [2.0, 4.0]]
+        >>> bag(jnp.array([0, 3, 1]), offsets=jnp.array([0, 2]), weights=jnp.array([1.0, 0.5, 2.0])).tolist()
+        [[2.5, 2.5], [2.0, 4.0]]
+    """
+
+    def __init__(self, input_dim: int, output_dim: int, *, combiner: ops.Combiner = "mean", **kwargs: Any):
+        ops._check_combiner(combiner)
+        super().__init__(input_dim, output_dim, **kwargs)
+        self.combiner = combiner
+
+    def __call__(
+        self,
+        ids: jax.typing.ArrayLike,
+        *,
+        mask: jax.typing.ArrayLike | None = None,
+        weights: jax.typing.ArrayLike | None = None,
+        offsets: jax.typing.ArrayLike | None = None,
+    ) -> jax.Array:
+        """Combines each bag (see :func:`jaxembed.ops.embedding_bag` for ``mask``/``weights``/``offsets``)."""
+        vectors = super().__call__(ids)
+        mask = ops.bag_mask(ids, mask, self.spec.mask_zero)
+        return ops.combine_bags(vectors, combiner=self.combiner, mask=mask, weights=weights, offsets=offsets)
+
+    def compute_mask(self, ids: jax.typing.ArrayLike, mask: Any = None) -> None:
+        """Bags are combined, so there is no mask to pass on: ``None``."""
+        return None
+
+    def compute_output_shape(self, input_shape: Sequence[int | None]) -> tuple[int | None, ...]:
+        """Padded bags: ``(*input_shape[:-1], output_dim)``."""
+        return tuple(input_shape[:-1]) + (self.spec.output_dim,)
+
+    def get_config(self) -> dict[str, Any]:
+        """:meth:`Embedding.get_config` plus ``"combiner"``."""
+        return {**super().get_config(), "combiner": self.combiner}
+
+    @classmethod
+    def from_config(
+        cls, config: dict[str, Any], *, rngs: nnx.Rngs | int | jax.Array | None = None
+    ) -> EmbeddingBag:
+        """Builds a bag layer from :meth:`get_config`'s dict."""
+        config = dict(config)
+        combiner = config.pop("combiner", "mean")
+        arguments = EmbeddingSpec.arguments_from_config(config, lora_and_quantization=True)
+        return cls(**arguments, combiner=combiner, rngs=rngs)
+
+
+def embedding_layers(model: nnx.Module) -> Iterator[tuple[tuple[Any, ...], Embedding]]:
+    """Every :class:`Embedding` in ``model`` with its path: the one walker the package uses.
+
+    Examples:
+        >>> [path for path, _ in embedding_layers(nnx.List([Embedding(2, 1, rngs=0)]))]
+        [(0,)]
+    """
+    for path, node in nnx.iter_graph(model):
+        if isinstance(node, Embedding):
+            yield tuple(path), node
+
+
+def regularization_loss(model: nnx.Module) -> jax.Array:
+    """Sum of the regularization penalties of every :class:`Embedding` in ``model``.
+
+    Keras adds these to ``model.losses``; in JAX, add this to the training loss.
+    Activity penalties are those of the latest forward pass, so call it after
+    the model inside the loss function.
+
+    Examples:
+        >>> layer = Embedding(4, 2, embeddings_regularizer="l2", weights=jnp.ones((4, 2)))
+        >>> round(float(regularization_loss(layer)), 6)  # 0.01 * 8
+        0.08
+    """
+    total = jnp.zeros((), jnp.float32)
+    for _, layer in embedding_layers(model):
+        total = total + layer.regularization_loss()
+    return total
+
+
+def apply_constraints(model: nnx.Module) -> None:
+    """Projects every :class:`Embedding` table in ``model`` with its constraint, in place.
+
+    Keras applies constraints inside its optimizers after each update; call
+    this after each optimizer step (jaxembed's training utilities do).
+
+    Examples:
+        >>> layer = Embedding(2, 2, embeddings_constraint="non_neg",
+        ...                   weights=jnp.array([[-1.0, 2.0], [3.0, -4.0]]))
+        >>> apply_constraints(layer)
+        >>> layer.embeddings[...].tolist()
+        [[0.0, 2.0], [3.0, 0.0]]
+    """
+    for _, layer in embedding_layers(model):
+        layer.apply_constraint()
