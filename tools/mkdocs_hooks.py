@@ -51,6 +51,7 @@ TOPIC_ORDER = [
     ("Training", "training.md"),
     ("Text classification", "text-classification.md"),
     ("Sparse updates", "sparse-updates.md"),
+    ("Huge tables", "huge-tables.md"),
     ("Migrating from Keras", "keras.md"),
     ("Scaling", "scaling.md"),
     ("Looking at embeddings", "looking-at-embeddings.md"),
