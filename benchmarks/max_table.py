@@ -266,7 +266,9 @@ def run_case(impl: str, optimizer: str, dtype: str, rows: int, timeout: float) -
     return {"status": f"failed (exit {proc.returncode}): {tail[0][:200]}", "wall_s": wall}
 
 
-def ladder(max_gb: float, timeout: float, only: str | None, sizes_override: list[int] | None) -> None:
+def ladder(
+    max_gb: float, timeout: float, only: str | None, sizes_override: list[int] | None, again: bool = False
+) -> None:
     done = load()
     for impl, optimizer, dtype in CONFIGS:
         name = f"{impl} {optimizer} {dtype}"
@@ -280,9 +282,9 @@ def ladder(max_gb: float, timeout: float, only: str | None, sizes_override: list
         for rows in sizes:
             key = (impl, optimizer, dtype, rows)
             previous = [e for e in done if (e["impl"], e["optimizer"], e["dtype"], e["rows"]) == key]
-            if previous and previous[-1]["status"] == "ok":
+            if previous and previous[-1]["status"] == "ok" and not again:
                 continue
-            if previous:
+            if previous and not again:
                 break  # the ladder stopped here before
             pair = rows in FBGEMM_SIZES and (optimizer, dtype) in FBGEMM_HAS
             need_fbgemm = estimate_bytes(optimizer, dtype, rows) - int(1.2e9)  # a table per pooling mode
@@ -343,7 +345,11 @@ def report() -> str:
         )
         if e["status"] == "ok":
             best[(impl, optimizer, dtype)] = max(best.get((impl, optimizer, dtype), 0), rows)
-    lines.append("# the largest V trained per configuration; step time (sum-pooled) from V=10^6 to it:")
+    lines.append(
+        "# the largest V trained per configuration (a lower bound where the ladder was not run further:"
+        " only row-wise Adagrad float16 climbed until the next size would not fit in the memory"
+        " available); step time (sum-pooled) from V=10^6 to it:"
+    )
     for key, rows in best.items():
         small, big = entries.get((*key, 10**6)), entries[(*key, rows)]
         growth = f"{big['ms_sum'] / small['ms_sum']:.2f}x" if small and rows > 10**6 else "-"
@@ -371,6 +377,7 @@ def main() -> None:
     parser.add_argument("--only", help="run only configurations whose name contains this")
     parser.add_argument("--report", action="store_true", help="print the table from the results so far")
     parser.add_argument("--sizes", help="comma-separated row counts instead of the ladder (for trials)")
+    parser.add_argument("--again", action="store_true", help="measure cases again (the last entry counts)")
     args = parser.parse_args()
     if args.child:
         impl, optimizer, dtype, rows = args.child
@@ -378,7 +385,7 @@ def main() -> None:
         return
     if not args.report:
         sizes = [int(float(v)) for v in args.sizes.split(",")] if args.sizes else None
-        ladder(args.max_gb, args.timeout, args.only, sizes)
+        ladder(args.max_gb, args.timeout, args.only, sizes, args.again)
     text = report()
     print(text)
     TXT.write_text(text + "\n")
