@@ -38,7 +38,7 @@ from _harness import header, interleaved, median  # noqa: E402
 from flax import nnx  # noqa: E402
 
 from jaxembed import ops, sparse  # noqa: E402
-from jaxembed._rowwise import rowwise_adagrad, stochastic_rounding  # noqa: E402
+from jaxembed.sparse import rowwise_adagrad, stochastic_rounding  # noqa: E402
 
 SIZES = {
     "small": {"vocab": 100_000, "lookup_vocab": 1_000_000, "copy_mib": 256, "batch": 64, "length": 64},

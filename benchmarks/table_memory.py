@@ -61,6 +61,7 @@ def main() -> None:
     parser.add_argument("--dtype", default="float16", choices=["float16", "bfloat16"])
     parser.add_argument("--dir", default=None, help="where to write the checkpoint (default: a temp folder)")
     parser.add_argument("--json", action="store_true", help="print one JSON object (for the test)")
+    parser.add_argument("--streamed-only", action="store_true", help="skip the whole-array save and restore")
     args = parser.parse_args()
     with open("/proc/self/oom_score_adj", "w") as adj:
         adj.write("1000")
@@ -71,8 +72,9 @@ def main() -> None:
     import numpy as np
     import optax
 
-    from jaxembed import checkpoint, initializers, sparse
-    from jaxembed._rowwise import rowwise_adagrad, stochastic_rounding
+    from jaxembed import checkpoint, sparse
+    from jaxembed.keras import initializers
+    from jaxembed.sparse import rowwise_adagrad, stochastic_rounding
 
     dtype = jnp.dtype(args.dtype)
     phases: dict = {}
@@ -100,13 +102,21 @@ def main() -> None:
         return jax.random.key_data(x) if jnp.issubdtype(x.dtype, jax.dtypes.prng_key) else x
 
     tree = {"table": table, "state": jax.tree.map(as_data, state)}
-    with Phase("save (orbax)", phases):
-        checkpoint.save_sharded_checkpoint(path, tree)
+    if not args.streamed_only:
+        with Phase("save (orbax, whole arrays)", phases):
+            checkpoint.save_sharded_checkpoint(path, tree)
+    with Phase("save (orbax, streamed)", phases):
+        checkpoint.save_streamed_checkpoint(path + "-streamed", tree)
     like = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=a.sharding), tree)
     del table, state, tree
-    with Phase("restore (orbax)", phases):
-        restored = checkpoint.restore_sharded_checkpoint(path, like)
+    with Phase("restore (orbax, streamed)", phases):
+        restored = checkpoint.restore_streamed_checkpoint(path + "-streamed", like)
         jax.block_until_ready(restored)
+    if not args.streamed_only:
+        del restored
+        with Phase("restore (orbax, whole arrays)", phases):
+            restored = checkpoint.restore_sharded_checkpoint(path, like)
+            jax.block_until_ready(restored)
     same = bool(np.array_equal(np.asarray(restored["table"][:4].astype(jnp.float32)), probe))
     table_mib = rows * D * dtype.itemsize / 2**20
     result = {

@@ -25,6 +25,7 @@ Examples:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -48,6 +49,8 @@ __all__ = [
     "restore_sharded_checkpoint",
     "write_orbax_manifest",
     "verify_orbax_folder",
+    "save_streamed_checkpoint",
+    "restore_streamed_checkpoint",
 ]
 
 _MAGIC = b"JAXEMBED-CKPT\x00"
@@ -616,3 +619,173 @@ def restore_sharded_checkpoint(path: str | os.PathLike, like: Any, *, verify: bo
         restored,
         like,
     )
+
+
+# ------------------------------------------------- streamed checkpoints (orbax, block by block)
+_STREAM_MANIFEST = "jaxembed-streamed.json"
+
+
+def save_streamed_checkpoint(
+    path: str | os.PathLike, tree: Any, *, block_bytes: int = 64 * 2**20, overwrite: bool = False
+) -> Path:
+    """Saves a pytree of arrays with orbax block by block, so the save needs only a block's memory.
+
+    :func:`save_sharded_checkpoint` hands orbax whole arrays, and orbax copies each to host
+    memory before writing: saving a 12.8 GB table needs 12.8 GB more. Here every array is cut
+    into blocks of rows (at most ``block_bytes`` each) and each block is one small orbax save, so
+    the extra memory is one block. Arrays are written in their own dtype (a bfloat16 table stays
+    bfloat16). The folder is written beside ``path`` and renamed into place when complete.
+
+    Args:
+        path: the checkpoint folder (must not exist unless ``overwrite``).
+        tree: a pytree of arrays (PRNG keys are saved as their key data).
+        block_bytes: the largest block, in bytes.
+        overwrite: replace an existing checkpoint at ``path``.
+
+    Returns:
+        The checkpoint folder.
+
+    Raises:
+        FileExistsError: ``path`` exists and ``overwrite`` is false.
+
+    Examples:
+        >>> import tempfile, os
+        >>> tree = {"table": jnp.arange(12.0, dtype=jnp.bfloat16).reshape(6, 2), "step": jnp.int32(3)}
+        >>> path = save_streamed_checkpoint(os.path.join(tempfile.mkdtemp(), "c"), tree, block_bytes=8)
+        >>> back = restore_streamed_checkpoint(path, like=tree)
+        >>> back["table"].dtype, back["table"][:, 0].tolist(), int(back["step"])
+        (dtype(bfloat16), [0.0, 2.0, 4.0, 6.0, 8.0, 10.0], 3)
+    """
+    import json
+    import shutil
+    import tempfile
+
+    ocp = _orbax()
+    path = Path(path).absolute()
+    if path.exists() and not overwrite:
+        raise FileExistsError(
+            f"A checkpoint already exists at {str(path)!r}; pass overwrite=True to replace it."
+        )
+    if isinstance(block_bytes, bool) or not isinstance(block_bytes, int) or block_bytes < 1:
+        raise ValueError(f"`block_bytes` must be a positive integer. Received: block_bytes={block_bytes!r}.")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    entries = []
+    try:
+        with ocp.StandardCheckpointer() as checkpointer:
+            for number, (key, leaf) in enumerate(jax.tree_util.tree_flatten_with_path(tree)[0]):
+                key_impl = str(jax.random.key_impl(leaf)) if _is_key_array(leaf) else None
+                array = jax.random.key_data(leaf) if key_impl else jnp.asarray(leaf)
+                rows = array.shape[0] if array.ndim else 1
+                row_bytes = max(1, int(np.prod(array.shape[1:], dtype=np.int64)) * array.dtype.itemsize)
+                block_rows = max(1, block_bytes // row_bytes) if array.ndim else 1
+                starts = list(range(0, rows, block_rows)) or [0]
+                for block, start in enumerate(starts):
+                    piece = array[start : start + block_rows] if array.ndim else array
+                    checkpointer.save(temporary / f"{number}" / f"{block}", {"block": piece})
+                    checkpointer.wait_until_finished()
+                entries.append(
+                    {
+                        "path": _slash_path(key),
+                        "shape": list(array.shape),
+                        "dtype": array.dtype.name,
+                        "key_impl": key_impl,
+                        "block_rows": block_rows,
+                        "blocks": len(starts),
+                    }
+                )
+        (temporary / _STREAM_MANIFEST).write_text(json.dumps({"format": 1, "leaves": entries}))
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(temporary, path)
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+    return path
+
+
+@functools.partial(jax.jit, donate_argnums=0)
+def _write_rows(array: jax.Array, block: jax.Array, start: jax.Array) -> jax.Array:
+    return jax.lax.dynamic_update_slice_in_dim(array, block.astype(array.dtype), start, axis=0)
+
+
+def restore_streamed_checkpoint(path: str | os.PathLike, like: Any) -> Any:
+    """Reads a :func:`save_streamed_checkpoint` folder block by block into arrays shaped like ``like``.
+
+    Each array is allocated once in its own dtype and filled in place, one block at a time:
+    the extra memory is a block or two, not a copy of the array.
+
+    Args:
+        path: the checkpoint folder.
+        like: a pytree of arrays or ``jax.ShapeDtypeStruct`` with the structure, shapes and dtypes.
+
+    Returns:
+        ``like``'s structure holding the saved values.
+
+    Raises:
+        FileNotFoundError: no streamed checkpoint at ``path``.
+        CheckpointError: the saved paths, shapes or dtypes differ from ``like``'s (each is named).
+
+    Examples:
+        >>> import tempfile, os
+        >>> path = save_streamed_checkpoint(os.path.join(tempfile.mkdtemp(), "c"), {"t": jnp.ones((3, 2))})
+        >>> restore_streamed_checkpoint(path, {"t": jnp.zeros((3, 1))})
+        Traceback (most recent call last):
+        ...
+        jaxembed.checkpoint.CheckpointError: Checkpoint ... model expects shape (3, 1) float32.
+    """
+    import json
+
+    ocp = _orbax()
+    path = Path(path).absolute()
+    manifest = path / _STREAM_MANIFEST
+    if not manifest.is_file():
+        raise FileNotFoundError(f"No streamed checkpoint at {str(path)!r} (no {_STREAM_MANIFEST}).")
+    entries = json.loads(manifest.read_text())["leaves"]
+    flat, treedef = jax.tree_util.tree_flatten_with_path(like)
+    wanted = {_slash_path(key): leaf for key, leaf in flat}
+    saved = {entry["path"]: entry for entry in entries}
+    problems = _path_problems(list(wanted), list(saved))
+    for name, leaf in wanted.items():
+        entry = saved.get(name)
+        if entry is None:
+            continue
+        key_impl = str(jax.random.key_impl(leaf)) if _is_key_array(leaf) else None
+        data = jax.eval_shape(jax.random.key_data, leaf) if key_impl else leaf
+        if (tuple(entry["shape"]), entry["dtype"], entry["key_impl"]) != (
+            tuple(np.shape(data)),
+            np.dtype(data.dtype).name,
+            key_impl,
+        ):
+            problems.append(
+                f"{name}: checkpoint has {_describe(entry['shape'], entry['dtype'], entry['key_impl'])}, "
+                f"model expects {_describe(np.shape(data), np.dtype(data.dtype).name, key_impl)}"
+            )
+    if problems:
+        raise CheckpointError(
+            f"Checkpoint {str(path)!r} does not match the model: " + "; ".join(problems) + "."
+        )
+    number = {entry["path"]: i for i, entry in enumerate(entries)}
+    out = []
+    with ocp.StandardCheckpointer() as checkpointer:
+        for key, leaf in flat:
+            entry = saved[_slash_path(key)]
+            shape, dtype = tuple(entry["shape"]), jnp.dtype(entry["dtype"])
+            folder = path / str(number[entry["path"]])
+            if not shape:
+                array = checkpointer.restore(folder / "0", {"block": jax.ShapeDtypeStruct((), dtype)})[
+                    "block"
+                ]
+            else:
+                array = jnp.zeros(shape, dtype)
+                for block in range(entry["blocks"]):
+                    start = block * entry["block_rows"]
+                    rows = min(entry["block_rows"], shape[0] - start)
+                    abstract = {"block": jax.ShapeDtypeStruct((rows, *shape[1:]), dtype)}
+                    piece = checkpointer.restore(folder / str(block), abstract)["block"]
+                    array = _write_rows(array, piece, jnp.int32(start))
+                    del piece
+            if entry["key_impl"]:
+                array = jax.random.wrap_key_data(array, impl=entry["key_impl"])
+            out.append(array)
+    return jax.tree_util.tree_unflatten(treedef, out)

@@ -46,9 +46,13 @@ def test_a_float16_table_lives_without_a_full_size_float32_temporary(tmp_path):
     # A float32 draw of the whole table would add float32 (= 2x table) MiB on top of the table.
     assert phases["init (chunked, uniform)"]["extra_mib"] < table + work
     assert phases["train step (x3)"]["extra_mib"] < work  # O(batch) temporaries only
-    assert phases["save (orbax)"]["extra_mib"] < table + work  # at most one 16-bit host copy
+    assert phases["save (orbax, whole arrays)"]["extra_mib"] < table + work  # one 16-bit host copy
     # Orbax reads into a host buffer, then copies it into the device array: two 16-bit copies at the
     # peak (no float32 conversion) -- the bound a float32 temporary would break is table + float32.
-    assert phases["restore (orbax)"]["extra_mib"] < 2 * table + work < table + float32 + work
+    assert phases["restore (orbax, whole arrays)"]["extra_mib"] < 2 * table + work
+    # Streamed, block by block (64 MiB blocks): a block or two beyond the table being restored.
+    block = 64
+    assert phases["save (orbax, streamed)"]["extra_mib"] < 2 * block + work
+    assert phases["restore (orbax, streamed)"]["extra_mib"] < table + 2 * block + work
     # The whole life fits in what Adam in float32 would need for the table and its moments alone.
     assert result["peak_rss_mib"] < 3 * float32

@@ -175,3 +175,33 @@ def test_model_checkpoint_save_best_only(tmp_path):
     saver = ModelCheckpoint(tmp_path / "best-{epoch}.jxe", save_best_only=True)
     fit(trainer, BATCHES[:1], epochs=4, callbacks=[FakeValidation(), saver], progress=False)
     assert [os.path.basename(p) for p in saver.saved] == ["best-1.jxe", "best-2.jxe", "best-4.jxe"]
+
+
+def test_streamed_checkpoint_round_trips_blocks_keys_and_dtypes(tmp_path):
+    from jaxembed.checkpoint import restore_streamed_checkpoint, save_streamed_checkpoint
+
+    rng = np.random.default_rng(0)
+    tree = {
+        "table": jnp.asarray(
+            rng.normal(size=(1001, 16)), jnp.bfloat16
+        ),  # 32 B rows: 10 blocks of 100 rows + 1
+        "acc": jnp.asarray(rng.uniform(size=1001), jnp.float32),
+        "key": jax.random.key(7),
+        "step": jnp.int32(12),
+    }
+    path = save_streamed_checkpoint(tmp_path / "ckpt", tree, block_bytes=3200)
+    assert not any(p.name.endswith(".tmp") for p in tmp_path.iterdir())  # written beside, then renamed
+    back = restore_streamed_checkpoint(path, tree)
+    np.testing.assert_array_equal(np.asarray(back["table"]), np.asarray(tree["table"]))
+    assert back["table"].dtype == jnp.bfloat16
+    np.testing.assert_array_equal(back["acc"], tree["acc"])
+    np.testing.assert_array_equal(jax.random.key_data(back["key"]), jax.random.key_data(tree["key"]))
+    assert int(back["step"]) == 12
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        save_streamed_checkpoint(path, tree)
+    save_streamed_checkpoint(path, {**tree, "step": jnp.int32(13)}, overwrite=True)
+    assert int(restore_streamed_checkpoint(path, tree)["step"]) == 13
+    with pytest.raises(CheckpointError, match=r"acc: checkpoint has shape \(1001,\) float32, model expects"):
+        restore_streamed_checkpoint(path, {**tree, "acc": jnp.zeros((1000,), jnp.float32)})
+    with pytest.raises(FileNotFoundError, match="No streamed checkpoint"):
+        restore_streamed_checkpoint(tmp_path / "missing", tree)

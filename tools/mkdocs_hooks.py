@@ -53,6 +53,7 @@ TOPIC_ORDER = [
     ("Text classification", "text-classification.md"),
     ("Recommendations", "recommendations.md"),
     ("Sparse updates", "sparse-updates.md"),
+    ("Huge tables", "huge-tables.md"),
     ("Migrating from Keras", "keras.md"),
     ("Scaling", "scaling.md"),
     ("Looking at embeddings", "looking-at-embeddings.md"),

@@ -10,6 +10,7 @@ Examples:
 """
 
 from jaxembed._spec import EmbeddingSpec
+from jaxembed.nn._compositional import HashedEmbedding, QREmbedding, hash_ids
 from jaxembed.nn._embedding import (
     ActivityLoss,
     Embedding,
@@ -37,4 +38,7 @@ __all__ = [
     "Flatten",
     "Activation",
     "KerasSequential",
+    "QREmbedding",
+    "HashedEmbedding",
+    "hash_ids",
 ]

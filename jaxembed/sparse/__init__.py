@@ -22,6 +22,11 @@ This module keeps everything ``O(batch)``:
   transformation by running it densely and sparsely on a small problem; :func:`lazy` is the
   same update for a single table. The train step's rule is :func:`jaxembed.train.row_sparse`.
 
+* Memory-lean optimizers for huge tables, plain optax transformations with state per *row*:
+  :func:`rowwise_adagrad` (FBGEMM's ``EXACT_ROWWISE_ADAGRAD``, 4 bytes a row) and
+  :func:`partial_rowwise_adam` (``4 * output_dim + 4`` bytes a row); :func:`stochastic_rounding`
+  as the last link of a chain for bfloat16/float16 tables; :func:`state_bytes_per_row`.
+
 Lazy semantics (TensorFlow Addons' ``LazyAdam``, PyTorch's ``SparseAdam``): the
 step count is global (it advances once per update, touched or not), while the
 moments of rows that are not looked up are *not* decayed and their values do not
@@ -52,6 +57,18 @@ from jaxembed.sparse._lazy import (
     check_row_sparse,
     lazy,
 )
+from jaxembed.sparse._rowwise import (
+    ScaleByPartialRowwiseAdamState,
+    ScaleByRowwiseAdagradState,
+    StochasticRoundingState,
+    partial_rowwise_adam,
+    rowwise_adagrad,
+    scale_by_partial_rowwise_adam,
+    scale_by_rowwise_adagrad,
+    state_bytes_per_row,
+    stochastic_rounding,
+    stochastically_round,
+)
 
 __all__ = [
     "PAD_ID",
@@ -64,4 +81,14 @@ __all__ = [
     "check_row_sparse",
     "lazy",
     "check_elementwise",
+    "rowwise_adagrad",
+    "scale_by_rowwise_adagrad",
+    "ScaleByRowwiseAdagradState",
+    "partial_rowwise_adam",
+    "scale_by_partial_rowwise_adam",
+    "ScaleByPartialRowwiseAdamState",
+    "stochastic_rounding",
+    "stochastically_round",
+    "StochasticRoundingState",
+    "state_bytes_per_row",
 ]

@@ -42,6 +42,7 @@ Examples:
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple
 
 import jax
@@ -288,15 +289,16 @@ def stochastically_round(x: jax.typing.ArrayLike, dtype: Any, key: jax.Array) ->
 
     ``x`` lies between two neighbours ``lo <= x <= hi`` of ``dtype``; the result is
     ``hi`` with probability ``(x - lo) / (hi - lo)`` and ``lo`` otherwise, so
-    ``E[result] = x`` (up to the float32 resolution of that probability). bfloat16
-    uses the bit trick of adding 16 random low bits to the float32 pattern and
-    truncating; float16 picks between its two neighbours explicitly (both handle
-    subnormals; values beyond the format's range become ``inf`` as with rounding to nearest).
+    ``E[result] = x`` (the probability resolved to 2**-16 for bfloat16, 2**-13 for
+    normal float16 values). It adds random low bits to the float32 pattern and
+    truncates (float16 subnormals: ``floor(x * 2**24 + u) * 2**-24``); 16 random
+    bits per entry, half a 32-bit draw. Values beyond the format's range become
+    ``inf``, as with rounding to nearest.
 
     Args:
         x: values to round (converted to float32).
         dtype: ``jnp.bfloat16`` or ``jnp.float16``.
-        key: a JAX PRNG key; one 32-bit random number is drawn per entry.
+        key: a JAX PRNG key; one 32-bit random number is drawn per two entries.
 
     Returns:
         ``x`` rounded to ``dtype``, of ``x``'s shape.
@@ -312,25 +314,27 @@ def stochastically_round(x: jax.typing.ArrayLike, dtype: Any, key: jax.Array) ->
     """
     dtype = _low_precision_dtype(dtype)
     x = jnp.asarray(x, jnp.float32)
-    bits = jax.random.bits(key, x.shape, jnp.uint32)
+    bits = _random_halves(key, x.shape)  # 16 random bits per entry
+    pattern = jax.lax.bitcast_convert_type(x, jnp.uint32)
     if dtype == jnp.bfloat16:
-        pattern = jax.lax.bitcast_convert_type(x, jnp.uint32)
-        finite = jnp.isfinite(x)
         # Adding 16 random low bits carries into the kept half with probability (x - lo) / (hi - lo).
-        rounded = (pattern + (bits >> 16)) & jnp.uint32(0xFFFF0000)
-        out = jax.lax.bitcast_convert_type(rounded, jnp.float32)
-        return jnp.where(finite, out, x).astype(jnp.bfloat16)
-    nearest = x.astype(dtype)
-    back = nearest.astype(jnp.float32)
-    toward = jnp.where(back > x, -jnp.inf, jnp.inf).astype(dtype)
-    other = jnp.nextafter(nearest, toward)
-    lo = jnp.where(back > x, other, nearest).astype(jnp.float32)
-    hi = jnp.where(back > x, nearest, other).astype(jnp.float32)
-    gap = hi - lo
-    uniform = (bits >> 8).astype(jnp.float32) * (1.0 / (1 << 24))  # 24 bits in [0, 1)
-    up = uniform * gap < (x - lo)
-    exact = (back == x) | ~jnp.isfinite(gap) | ~jnp.isfinite(x)
-    return jnp.where(exact, nearest, jnp.where(up, hi, lo).astype(dtype))
+        rounded = jax.lax.bitcast_convert_type((pattern + bits) & jnp.uint32(0xFFFF0000), jnp.float32)
+        return jnp.where(jnp.isfinite(x), rounded, x).astype(jnp.bfloat16)
+    # float16 keeps 10 of float32's 23 fraction bits where it is normal (|x| >= 2**-14): the same
+    # trick with 13 random bits. Below, its subnormals are multiples of 2**-24: floor(x * 2**24 + u).
+    normal = jax.lax.bitcast_convert_type((pattern + (bits >> 3)) & jnp.uint32(0xFFFFE000), jnp.float32)
+    uniform = bits.astype(jnp.float32) * (1.0 / (1 << 16))
+    subnormal = jnp.floor(x * 2.0**24 + uniform) * 2.0**-24
+    rounded = jnp.where(jnp.abs(x) < 2.0**-14, subnormal, normal)
+    return jnp.where(jnp.isfinite(x), rounded, x).astype(jnp.float16)
+
+
+def _random_halves(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+    """16 random bits per entry of ``shape`` (``uint32`` values below 2**16), from half as many draws."""
+    size = math.prod(shape)
+    words = jax.random.bits(key, ((size + 1) // 2,), jnp.uint32)
+    halves = jnp.concatenate([words >> 16, words & jnp.uint32(0xFFFF)])
+    return halves[:size].reshape(shape)
 
 
 class StochasticRoundingState(NamedTuple):
@@ -378,7 +382,7 @@ def stochastic_rounding(key: int | jax.Array = 0, *, dtype: Any = None) -> optax
         >>> table = jnp.ones((2, 3), jnp.bfloat16)
         >>> tx = optax.chain(optax.sgd(1.0), stochastic_rounding(0))
         >>> state = tx.init(table)
-        >>> updates, state = tx.update(jnp.full((2, 3), -2.0**-10), state, table)
+        >>> updates, state = tx.update(jnp.full((2, 3), 2.0**-10), state, table)  # sgd: step -2**-10
         >>> new = optax.apply_updates(table, updates)  # 1 - 2**-10 is not a bfloat16: 1 or 1 - 2**-8
         >>> new.dtype, all(v in (1.0, 1.0 - 2.0**-8) for v in new.astype(float).ravel().tolist())
         (dtype(bfloat16), True)

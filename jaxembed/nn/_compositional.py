@@ -26,7 +26,6 @@ Examples:
 from __future__ import annotations
 
 import math
-import operator
 from typing import Any, Literal
 
 import jax
@@ -34,29 +33,13 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from jaxembed._checks import positive_int
 from jaxembed.nn._embedding import Embedding, _key_from
 
 __all__ = ["QREmbedding", "HashedEmbedding", "hash_ids"]
 
 Combiner = Literal["mul", "add", "concat"]
 _COMBINERS = ("mul", "add", "concat")
-
-
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool):
-        ok = False
-    else:
-        try:
-            value = operator.index(value)
-            ok = value > 0
-        except TypeError:
-            ok = False
-    if not ok:
-        raise ValueError(
-            f"`{name}` must be a positive integer. "
-            f"Received: {name}={value!r} (of type {type(value).__name__})."
-        )
-    return value
 
 
 class QREmbedding(nnx.Module):
@@ -106,11 +89,11 @@ class QREmbedding(nnx.Module):
         rngs: nnx.Rngs | int | jax.Array | None = None,
         **kwargs: Any,
     ):
-        input_dim = _positive_int("input_dim", input_dim)
-        output_dim = _positive_int("output_dim", output_dim)
+        input_dim = positive_int("input_dim", input_dim)
+        output_dim = positive_int("output_dim", output_dim)
         if num_buckets is None:
             num_buckets = math.isqrt(input_dim - 1) + 1
-        num_buckets = _positive_int("num_buckets", num_buckets)
+        num_buckets = positive_int("num_buckets", num_buckets)
         if combiner not in _COMBINERS:
             raise ValueError(f"`combiner` must be one of {_COMBINERS}. Received: combiner={combiner!r}.")
         if combiner == "concat" and output_dim < 2:
@@ -190,7 +173,7 @@ def hash_ids(ids: jax.typing.ArrayLike, num_bins: int, *, salt: int = 0) -> jax.
         >>> hash_ids(jnp.array([0, 1, 2, 10**9]), 8).tolist()
         [0, 7, 6, 4]
     """
-    num_bins = _positive_int("num_bins", num_bins)
+    num_bins = positive_int("num_bins", num_bins)
     ids = jnp.asarray(ids)
     if not jnp.issubdtype(ids.dtype, jnp.integer):
         raise TypeError(f"hash_ids needs integer ids. Received dtype {ids.dtype}.")
@@ -239,7 +222,7 @@ class HashedEmbedding(nnx.Module):
         rngs: nnx.Rngs | int | jax.Array | None = None,
         **kwargs: Any,
     ):
-        num_bins = _positive_int("num_bins", num_bins)
+        num_bins = positive_int("num_bins", num_bins)
         if mask_zero and num_bins < 2:
             raise ValueError(
                 f"`num_bins` must be at least 2 with mask_zero=True. Received: num_bins={num_bins}."

@@ -7,7 +7,7 @@ import optax
 import pytest
 from flax import nnx
 
-from jaxembed._compositional import HashedEmbedding, QREmbedding, hash_ids
+from jaxembed.nn import HashedEmbedding, QREmbedding, hash_ids
 from jaxembed.train import RowSparseOptState, Trainer, row_sparse, row_sparse_tables
 
 
