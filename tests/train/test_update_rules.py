@@ -8,7 +8,7 @@ import pytest
 from flax import nnx
 
 import jaxembed
-from jaxembed._rowwise import rowwise_adagrad
+from jaxembed.sparse import rowwise_adagrad
 from jaxembed.train import (
     Dense,
     RowSparse,
