@@ -358,7 +358,7 @@ def test_a_float16_embedding_trains_row_sparsely_with_rowwise_adagrad_and_stocha
     losses = [(float(half.train_step(b)["loss"]), float(full.train_step(b)["loss"])) for b in data * 3]
     table = half.state.params["table"]["embeddings"][...]
     assert table.dtype == jnp.float16
-    acc = half.state.opt_state.tables["table/embeddings"][0][0].sum_of_mean_squares
-    assert acc.shape == (500,) and acc.dtype == jnp.float32  # optimizer state stays float32
+    per_row = [leaf for leaf in jax.tree.leaves(half.state.opt_state.inner) if jnp.shape(leaf) == (500,)]
+    assert len(per_row) == 1 and per_row[0].dtype == jnp.float32  # one float32 accumulator per row
     # Within 5% at every one of 90 steps (the float16 table starts from the float32 one rounded).
     np.testing.assert_allclose([h for h, _ in losses], [f for _, f in losses], rtol=0.05, atol=1e-3)
