@@ -203,7 +203,7 @@ class TextVectorizer:
         >>> vectorizer.vocabulary_size()
         4
         >>> counts = TextVectorizer(output_mode="count", ngrams=2, vocabulary=["good", "good film"])
-        >>> counts(["Good film, good!"]).tolist()  # ids: [UNK], good, good film
+        >>> counts(["Good film, good!"]).tolist()  # [UNK] (film, "film good"), good, "good film"
         [[3, 2, 1]]
     """
 
