@@ -204,7 +204,7 @@ class TextVectorizer:
         4
         >>> counts = TextVectorizer(output_mode="count", ngrams=2, vocabulary=["good", "good film"])
         >>> counts(["Good film, good!"]).tolist()  # [UNK] (film, "film good"), good, "good film"
-        [[3, 2, 1]]
+        [[2, 2, 1]]
     """
 
     def __init__(
