@@ -487,11 +487,18 @@ class TextVectorizer:
         for the padded tokens (a JAX array, or ``BCOO`` with ``sparse=True``).
         """
         rows = self._token_rows(texts)
+        if self.output_mode == "one_hot" and self.split is not None:
+            # (batch, tokens, depth), TensorFlow's ragged one-hot padded with zero rows; without a
+            # split each text is one token and the rows are (batch, depth), as Keras gives them.
+            return self._lookup(_padded(rows, None)[..., None])
         if self.output_mode != "int":
             return self._lookup(_padded(rows, None))
         limit = self.output_sequence_length
         get = self._lookup._index.get
-        ids = [list(map(get, tokens[:limit] if limit else tokens, repeat(1))) for tokens in rows]
+        if self.split in SPLIT_MODES:  # these never make an empty token
+            ids = [list(map(get, tokens[:limit] if limit else tokens, repeat(1))) for tokens in rows]
+        else:  # an empty token is the mask: id 0, as in Keras
+            ids = [[0 if t == PAD_TOKEN else get(t, 1) for t in (r[:limit] if limit else r)] for r in rows]
         length = limit if limit else max([1, *map(len, ids)])
         out = np.zeros((len(ids), length), np.int32)
         for row, values in enumerate(ids):
