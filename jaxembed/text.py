@@ -368,9 +368,13 @@ class TextVectorizer:
             raise TypeError("adapt expects an iterable of strings, not one string; wrap it in a list.")
         _check_optional_size("steps", steps, 1)
         tokens_seen = 0
+        per_document = self.output_mode == "tf_idf"
 
-        def documents() -> Iterable[np.ndarray]:
+        def chunks() -> Iterable[np.ndarray]:
+            # Token rows, grouped into large arrays for the lookup's adapt: rows of a 2-D array
+            # padded with the mask "" (one document each) for the IDF weights, else all tokens flat.
             nonlocal tokens_seen
+            pending: list[list[str]] = []
             for step, item in enumerate(texts):
                 if steps is not None and step >= steps:
                     break
@@ -378,13 +382,18 @@ class TextVectorizer:
                     [item] if isinstance(item, (str, bytes)) else np.asarray(item, dtype=object).reshape(-1)
                 )
                 batch = [text.decode("utf-8") if isinstance(text, bytes) else text for text in batch]
-                rows = self._token_rows(batch)
-                tokens_seen += sum(map(len, rows))
-                yield _padded(rows, None)
+                pending.extend(self._token_rows(batch))
+                if len(pending) >= _ADAPT_CHUNK:
+                    yield _chunk(pending, per_document)
+                    tokens_seen += sum(map(len, pending))
+                    pending = []
+            if pending:
+                tokens_seen += sum(map(len, pending))
+                yield _chunk(pending, per_document)
 
         lookup = self._new_lookup()
         try:
-            lookup.adapt(documents())
+            lookup.adapt(chunks())
         except ValueError:
             if tokens_seen:
                 raise
@@ -661,6 +670,17 @@ _CONFIG_KEYS = (
     "sparse",
     "ragged",
 )
+
+
+_ADAPT_CHUNK = 4096  # texts per array handed to StringLookup.adapt
+
+
+def _chunk(rows: list[list[str]], per_document: bool) -> np.ndarray:
+    if per_document:
+        return _padded(rows, None)
+    flat = np.empty(sum(map(len, rows)), dtype=object)
+    flat[:] = [token for row in rows for token in row]
+    return flat
 
 
 def _padded(rows: list[list[str]], length: int | None) -> np.ndarray:
