@@ -37,15 +37,16 @@ import json
 import os
 import re
 import string
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import repeat
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from jaxembed import _checks
 from jaxembed._files import write_text
-from jaxembed.preprocessing import _checks as _lookup_checks
+from jaxembed.preprocessing._checks import output_mode as _check_output_mode
 from jaxembed.preprocessing._lookups import StringLookup
 
 __all__ = [
@@ -86,6 +87,31 @@ def _split(text: str) -> list[str]:
     return [token for token in _ASCII_SPACE.split(text) if token]
 
 
+def _lower_and_strip(text: str) -> str:
+    return text.lower().translate(_STRIP) if text.isascii() else text.translate(_LOWER_AND_STRIP)
+
+
+def _lower(text: str) -> str:
+    return text.lower() if text.isascii() else text.translate(_ASCII_LOWER)
+
+
+def _strip(text: str) -> str:
+    return text.translate(_STRIP)
+
+
+_STANDARDIZERS: dict[str | None, Callable[[str], str] | None] = {
+    "lower_and_strip_punctuation": _lower_and_strip,
+    "lower": _lower,
+    "strip_punctuation": _strip,
+    None: None,
+}
+_SPLITTERS: dict[str | None, Callable[[str], list[str]]] = {
+    "whitespace": _split,
+    "character": list,
+    None: lambda text: [text],
+}
+
+
 SPLIT_MODES: tuple[str, ...] = ("whitespace", "character")
 """The named ``split`` modes (``None`` and callables are accepted too)."""
 OUTPUT_MODES: tuple[str, ...] = ("int", "one_hot", "multi_hot", "count", "tf_idf")
@@ -111,14 +137,12 @@ def _check_ngrams(ngrams: Any) -> tuple[int, ...] | None:
     """Keras's rule: ``None``, an integer n (widths 1..n) or a tuple of integers (those widths)."""
     if ngrams is None:
         return None
-    if isinstance(ngrams, (int, np.integer)) and not isinstance(ngrams, bool) and ngrams >= 1:
-        return tuple(range(1, int(ngrams) + 1))
-    if (
-        isinstance(ngrams, tuple)
-        and ngrams
-        and all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= 1 for n in ngrams)
-    ):
-        return tuple(int(n) for n in ngrams)
+    width = _checks.as_index(ngrams)
+    if width is not None and width >= 1:
+        return tuple(range(1, width + 1))
+    widths = [_checks.as_index(n) for n in ngrams] if isinstance(ngrams, tuple) and ngrams else [None]
+    if all(n is not None and n >= 1 for n in widths):
+        return tuple(widths)
     raise ValueError(
         "`ngrams` must be None, a positive integer, or a tuple of positive integers. "
         f"Received: ngrams={ngrams!r} (of type {type(ngrams).__name__})."
@@ -128,9 +152,10 @@ def _check_ngrams(ngrams: Any) -> tuple[int, ...] | None:
 def _check_optional_size(name: str, value: Any, minimum: int) -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+    number = _checks.as_index(value)
+    if number is None or number < minimum:
         raise ValueError(f"`{name}` must be None or an integer >= {minimum}. Received: {name}={value!r}.")
-    return int(value)
+    return number
 
 
 def _ngrams(tokens: list[str], widths: tuple[int, ...]) -> list[str]:
@@ -233,13 +258,13 @@ class TextVectorizer:
             "output_sequence_length", output_sequence_length, 1
         )
         mode = output_mode
-        self.output_mode = _lookup_checks.output_mode("TextVectorizer", output_mode, OUTPUT_MODES)
+        self.output_mode = _check_output_mode("TextVectorizer", output_mode, OUTPUT_MODES)
         if self.output_mode != "int" and self.output_sequence_length is not None:
             raise ValueError(
                 "`output_sequence_length` must not be set if `output_mode` is not `'int'`. "
                 f"Received: output_sequence_length={output_sequence_length} and output_mode={mode!r}."
             )
-        self.ragged = _lookup_checks.boolean("ragged", ragged)
+        self.ragged = _checks.boolean("ragged", ragged)
         if self.ragged:
             raise ValueError(
                 "`ragged=True` is not supported: JAX has no ragged arrays (Keras allows it only on the "
@@ -248,8 +273,8 @@ class TextVectorizer:
             )
         if self._ngram_widths is not None and split is None:
             raise ValueError(f"`ngrams` needs a `split`. Received: ngrams={ngrams!r} and split=None.")
-        self.pad_to_max_tokens = _lookup_checks.boolean("pad_to_max_tokens", pad_to_max_tokens)
-        self.sparse = _lookup_checks.boolean("sparse", sparse)
+        self.pad_to_max_tokens = _checks.boolean("pad_to_max_tokens", pad_to_max_tokens)
+        self.sparse = _checks.boolean("sparse", sparse)
         self._lookup = self._new_lookup()
         self._input_vocabulary: list[str] | None = None
         self._input_idf_weights: list[float] | None = None
@@ -271,7 +296,7 @@ class TextVectorizer:
 
     def _new_lookup(self) -> StringLookup:
         # Keras's TextVectorization is exactly this StringLookup after its string steps.
-        return StringLookup(
+        lookup = StringLookup(
             max_tokens=self.max_tokens,
             mask_token=PAD_TOKEN,
             oov_token=OOV_TOKEN,
@@ -279,51 +304,54 @@ class TextVectorizer:
             pad_to_max_tokens=self.pad_to_max_tokens,
             sparse=self.sparse,
         )
+        lookup._set([], None)  # an empty vocabulary: every token is "[UNK]"
+        return lookup
 
     # ------------------------------------------------------------ the steps
     def _standardize_all(self, texts: list[str]) -> list[str]:
         mode = self.standardize
-        if mode is None:
-            return texts
         if callable(mode):
             return _as_texts(mode(np.array(texts, dtype=str).reshape(len(texts))), len(texts), "standardize")
-        if mode == "lower_and_strip_punctuation":
-            return [
-                text.lower().translate(_STRIP) if text.isascii() else text.translate(_LOWER_AND_STRIP)
-                for text in texts
-            ]
-        if mode == "lower":
-            return [text.lower() if text.isascii() else text.translate(_ASCII_LOWER) for text in texts]
-        return [text.translate(_STRIP) for text in texts]
+        standardize = _STANDARDIZERS[mode]
+        return texts if standardize is None else list(map(standardize, texts))
 
-    def _token_rows(self, texts: Iterable[Any]) -> list[list[str]]:
-        """Steps 1-3 on a batch: each text's tokens (n-grams included), before the lookup."""
+    def _token_rows(self, texts: Iterable[Any]) -> Iterator[list[str]]:
+        """Steps 1-3 on a batch: each text's tokens (n-grams included), before the lookup.
+
+        Without callables, text by text (an iterator: the rows of a large batch are never all held).
+        """
         if isinstance(texts, str):
             raise TypeError("Pass a list of strings (a batch), not one string: vectorizer([text]).")
-        texts = texts.reshape(-1).tolist() if isinstance(texts, np.ndarray) else list(texts)
+        return self._rows(texts.reshape(-1).tolist() if isinstance(texts, np.ndarray) else texts)
+
+    def _rows(self, texts: Iterable[Any]) -> Iterator[list[str]]:
+        widths = self._ngram_widths
+        if callable(self.standardize) or callable(self.split):
+            for row in self._callable_rows(list(texts)):
+                yield row if widths is None else _ngrams(row, widths)
+            return
+        standardize = _STANDARDIZERS[self.standardize]
+        split = _SPLITTERS[self.split]
+        for text in texts:
+            if not isinstance(text, str):
+                raise TypeError(f"Texts must be str. Received {type(text).__name__}: {text!r}.")
+            tokens = split(text if standardize is None else standardize(text))
+            yield tokens if widths is None else _ngrams(tokens, widths)
+
+    def _callable_rows(self, texts: list[str]) -> list[list[str]]:
         for text in texts:
             if not isinstance(text, str):
                 raise TypeError(f"Texts must be str. Received {type(text).__name__}: {text!r}.")
         standardized = self._standardize_all(texts)
-        split = self.split
-        if split == "whitespace":
-            rows = list(map(_split, standardized))
-        elif split == "character":
-            rows = list(map(list, standardized))
-        elif split is None:
-            rows = [[text] for text in standardized]
-        else:
-            result = split(np.array(standardized, dtype=str).reshape(len(standardized)))
-            rows = []
-            for row in _as_texts(result, len(standardized), "split"):
-                row = row.tolist() if hasattr(row, "tolist") else row
-                if isinstance(row, str) or not all(isinstance(token, (str, bytes)) for token in row):
-                    raise TypeError(
-                        f"The `split` callable must return a list of str per text. Received {row!r}."
-                    )
-                rows.append([t.decode("utf-8") if isinstance(t, bytes) else t for t in row])
-        if self._ngram_widths is not None:
-            rows = [_ngrams(row, self._ngram_widths) for row in rows]
+        if not callable(self.split):
+            return list(map(_SPLITTERS[self.split], standardized))
+        result = self.split(np.array(standardized, dtype=str).reshape(len(standardized)))
+        rows = []
+        for row in _as_texts(result, len(standardized), "split"):
+            row = row.tolist() if hasattr(row, "tolist") else row
+            if isinstance(row, str) or not all(isinstance(token, (str, bytes)) for token in row):
+                raise TypeError(f"The `split` callable must return a list of str per text. Received {row!r}.")
+            rows.append([t.decode("utf-8") if isinstance(t, bytes) else t for t in row])
         return rows
 
     def standardize_text(self, text: str) -> str:
@@ -346,7 +374,7 @@ class TextVectorizer:
         """
         if not isinstance(text, str):
             raise TypeError(f"Texts must be str. Received {type(text).__name__}: {text!r}.")
-        return self._token_rows([text])[0]
+        return next(self._token_rows([text]))
 
     # ------------------------------------------------------------ vocabulary
     def adapt(self, texts: Iterable[Any], steps: int | None = None) -> None:
@@ -367,36 +395,25 @@ class TextVectorizer:
         if isinstance(texts, str):
             raise TypeError("adapt expects an iterable of strings, not one string; wrap it in a list.")
         _check_optional_size("steps", steps, 1)
-        tokens_seen = 0
+        counts: collections.Counter[str] = collections.Counter()
+        document_counts: collections.Counter[str] = collections.Counter()
+        documents = 0
         per_document = self.output_mode == "tf_idf"
-
-        def chunks() -> Iterable[np.ndarray]:
-            # Token rows, grouped into large arrays for the lookup's adapt: rows of a 2-D array
-            # padded with the mask "" (one document each) for the IDF weights, else all tokens flat.
-            nonlocal tokens_seen
-            pending: list[list[str]] = []
-            for step, item in enumerate(texts):
-                if steps is not None and step >= steps:
-                    break
-                batch = (
-                    [item] if isinstance(item, (str, bytes)) else np.asarray(item, dtype=object).reshape(-1)
-                )
-                batch = [text.decode("utf-8") if isinstance(text, bytes) else text for text in batch]
-                pending.extend(self._token_rows(batch))
-                if len(pending) >= _ADAPT_CHUNK:
-                    yield _chunk(pending, per_document)
-                    tokens_seen += sum(map(len, pending))
-                    pending = []
-            if pending:
-                tokens_seen += sum(map(len, pending))
-                yield _chunk(pending, per_document)
-
+        for step, item in enumerate(texts):
+            if steps is not None and step >= steps:
+                break
+            batch = [item] if isinstance(item, (str, bytes)) else np.asarray(item, dtype=object).reshape(-1)
+            rows = self._token_rows(
+                [text.decode("utf-8") if isinstance(text, bytes) else text for text in batch]
+            )
+            for tokens in rows:
+                counts.update(tokens)
+                if per_document:
+                    document_counts.update(set(tokens))
+                    documents += 1
+        # The tokens are counted here (they are str already); StringLookup orders them and weighs them.
         lookup = self._new_lookup()
-        try:
-            lookup.adapt(chunks())
-        except ValueError:
-            if tokens_seen:
-                raise
+        if not lookup.learn(counts, document_counts, documents):
             lookup = self._new_lookup()  # no tokens at all: an empty vocabulary, as before
         self._lookup = lookup
         self._input_vocabulary = self._input_idf_weights = None
@@ -496,6 +513,8 @@ class TextVectorizer:
         for the padded tokens (a JAX array, or ``BCOO`` with ``sparse=True``).
         """
         rows = self._token_rows(texts)
+        if self.output_mode != "int":
+            rows = list(rows)
         if self.output_mode == "one_hot" and self.split is not None:
             # (batch, tokens, depth), TensorFlow's ragged one-hot padded with zero rows; without a
             # split each text is one token and the rows are (batch, depth), as Keras gives them.
@@ -670,17 +689,6 @@ _CONFIG_KEYS = (
     "sparse",
     "ragged",
 )
-
-
-_ADAPT_CHUNK = 4096  # texts per array handed to StringLookup.adapt
-
-
-def _chunk(rows: list[list[str]], per_document: bool) -> np.ndarray:
-    if per_document:
-        return _padded(rows, None)
-    flat = np.empty(sum(map(len, rows)), dtype=object)
-    flat[:] = [token for row in rows for token in row]
-    return flat
 
 
 def _padded(rows: list[list[str]], length: int | None) -> np.ndarray:
