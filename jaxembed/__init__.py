@@ -19,7 +19,9 @@ The public API, layered bottom-up (``import jaxembed`` gives every subpackage as
   :class:`jaxembed.IntegerLookup`, :class:`jaxembed.Hashing`, :class:`jaxembed.HashedCrossing`,
   :class:`jaxembed.CategoryEncoding` -- categories to ids and vectors;
 * :mod:`jaxembed.text` (:class:`jaxembed.TextVectorizer`, Keras's ``TextVectorization``) and
-  :mod:`jaxembed.datasets` (IMDB, aclImdb, folders, CSV/JSONL, a built-in corpus) -- raw text to ids;
+  :mod:`jaxembed.datasets` (IMDB, aclImdb, folders, CSV/JSONL, a built-in corpus; the Adult,
+  MovieLens 100K and clothing-reviews tables) -- raw data to ids; :mod:`jaxembed.pretrained` --
+  GloVe, word2vec and fastText vectors as tables for a vocabulary;
 * :mod:`jaxembed.viz` -- PCA, neighbours, plots (matplotlib, imported when plotting).
 
 Examples:
@@ -47,6 +49,7 @@ from jaxembed import (  # noqa: E402
     nn,
     ops,
     preprocessing,
+    pretrained,
     sharding,
     sparse,
     tables,
@@ -92,6 +95,8 @@ __all__ = [
     "GlobalAveragePooling1D",
     "Flatten",
     "TextVectorizer",
+    "StringLookup",
+    "IntegerLookup",
     "ops",
     "tables",
     "nn",
@@ -111,6 +116,7 @@ __all__ = [
     "Hashing",
     "HashedCrossing",
     "CategoryEncoding",
+    "pretrained",
     "__version__",
 ]
 

@@ -5,12 +5,18 @@ goes through :func:`atomic_path`: the data is written to a temporary file in the
 folder, flushed to disk, given the permissions a plain ``open()`` would have given it, and
 renamed over the target; the folder is then synced so the rename itself survives a crash.
 If writing fails, the temporary file is removed and the old target is left untouched.
+
+Folders (orbax checkpoints) go through :func:`atomic_folder`: the new folder is written
+beside the old one, synced, and swapped in by two renames (old aside, new in) before the old
+one is deleted. :func:`recover_folder` finishes or undoes a swap a kill interrupted, so a
+reader always finds the old folder or the whole new one.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -89,3 +95,113 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
         with open(temporary, "w", encoding="utf-8", newline="\n") as handle:
             handle.write(text)
     return Path(path)
+
+
+def _fsync_tree(folder: Path) -> None:
+    """Flushes every file and folder under ``folder`` (the folders too, so their entries last)."""
+    for root, _, files in os.walk(folder):
+        for name in files:
+            _fsync_file(Path(root) / name)
+        _fsync_folder(Path(root))
+
+
+def _siblings(path: Path, kind: str) -> list[Path]:
+    if not path.parent.is_dir():
+        return []
+    prefix = f".{path.name}.{kind}-"
+    return sorted(entry for entry in path.parent.iterdir() if entry.name.startswith(prefix))
+
+
+def recover_folder(path: str | os.PathLike, *, clean: bool = False) -> Path:
+    """Undoes a folder swap of :func:`atomic_folder` that a kill interrupted; returns the folder to read.
+
+    A kill between the two renames leaves no folder at ``path`` and the old one set aside as
+    ``.NAME.old-*``: it is renamed back (or, if the folder cannot be renamed, returned as it
+    is). A set-aside old folder next to a complete ``path`` is deleted. With ``clean``
+    (the writer does this), unfinished ``.NAME.new-*`` folders are deleted too.
+
+    Example:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> folder = Path(tempfile.mkdtemp()) / "ckpt"
+        >>> (folder.parent / ".ckpt.old-1").mkdir()  # as a kill between the renames leaves it
+        >>> recover_folder(folder) == folder, folder.is_dir()
+        (True, True)
+    """
+    path = Path(path).absolute()
+    old = _siblings(path, "old")
+    if old and not path.exists():
+        newest = max(old, key=lambda entry: entry.stat().st_mtime)
+        try:
+            os.rename(newest, path)
+            _fsync_folder(path.parent)
+        except OSError:  # a read-only folder: read the set-aside copy where it is
+            return newest
+        old.remove(newest)
+    if path.exists():
+        for entry in old:
+            shutil.rmtree(entry, ignore_errors=True)
+    if clean:
+        for entry in _siblings(path, "new"):
+            shutil.rmtree(entry, ignore_errors=True)
+    return path
+
+
+@contextlib.contextmanager
+def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
+    """Yields an empty temporary folder beside ``path``; on success it replaces ``path`` as one unit.
+
+    The caller writes everything into the yielded folder. Then every file in it is synced,
+    the old ``path`` (if any) is renamed aside, the new folder renamed to ``path``, and the
+    old one deleted. A kill at any moment leaves the old folder or the new one, never a mix:
+    :func:`recover_folder` (which readers call) puts the old one back if the kill fell
+    between the two renames. If writing raises, the temporary folder is removed and ``path``
+    is untouched. One writer per ``path`` at a time.
+
+    Example:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> target = Path(tempfile.mkdtemp()) / "set"
+        >>> with atomic_folder(target) as temporary:
+        ...     _ = (temporary / "a.txt").write_text("new")
+        >>> sorted(p.name for p in target.iterdir())
+        ['a.txt']
+    """
+    path = Path(path).absolute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    recover_folder(path, clean=True)
+    temporary = Path(tempfile.mkdtemp(prefix=f".{path.name}.new-", dir=path.parent))
+    try:
+        yield temporary
+        swap_folder(temporary, path)
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+
+
+def swap_folder(temporary: str | os.PathLike, path: str | os.PathLike) -> Path:
+    """Syncs the complete folder ``temporary`` and puts it at ``path``, replacing any old folder there.
+
+    The old folder is renamed aside (``.NAME.old-*``), the new one renamed in, and the
+    old one deleted; :func:`recover_folder` undoes a kill between the two renames. If the
+    second rename fails, the old folder is put back. :func:`atomic_folder` ends with this;
+    call it directly when several processes wrote ``temporary`` together.
+    """
+    temporary, path = Path(temporary), Path(path).absolute()
+    os.chmod(temporary, _new_file_mode() | ((_new_file_mode() & 0o444) >> 2))  # r -> x for folders
+    _fsync_tree(temporary)
+    aside = None
+    try:
+        if path.exists():
+            aside = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
+            os.rmdir(aside)  # only the unique name is wanted
+            os.rename(path, aside)
+        os.rename(temporary, path)
+    except BaseException:
+        if aside is not None and not path.exists():
+            os.rename(aside, path)
+        raise
+    _fsync_folder(path.parent)
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)
+    return path

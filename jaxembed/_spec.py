@@ -170,7 +170,7 @@ class EmbeddingSpec:
         if name is not None and not isinstance(name, str):
             raise ValueError(f"`name` must be a string. Received: name={name!r}.")
         return cls(
-            input_dim=positive_int("input_dim", input_dim),
+            input_dim=_input_dim(input_dim),
             output_dim=positive_int("output_dim", output_dim),
             embeddings_initializer=initializers.get(embeddings_initializer),
             embeddings_regularizer=regularizers.get(embeddings_regularizer),
@@ -228,9 +228,21 @@ class EmbeddingSpec:
 
     # ----------------------------------------------------------------- values
     def initial_table(self, key: jax.Array, weights: Any = None) -> jax.Array:
-        """The starting table: ``weights`` if given (checked), else drawn from the initializer."""
+        """The starting table: ``weights`` if given (checked), else drawn from the initializer (checked)."""
         if weights is None:
             table = self.embeddings_initializer(key, self.table_shape, self.param_dtype)
+            if not hasattr(table, "shape") or not hasattr(table, "dtype"):  # a list, a scalar: no tracer
+                table = np.asarray(table)
+            shape, dtype = tuple(table.shape), table.dtype
+            if shape != self.table_shape or not (
+                jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer)
+            ):
+                raise ValueError(
+                    f"`embeddings_initializer` must return an array of shape (input_dim, output_dim) = "
+                    f"{self.table_shape} with a real dtype (it is called as initializer(key, shape, dtype) "
+                    f"with dtype {self.param_dtype}). Received {self.embeddings_initializer!r}, which "
+                    f"returned shape {shape} of dtype {dtype}."
+                )
             return jnp.asarray(table, self.param_dtype)
         if isinstance(weights, (list, tuple)) and len(weights) == 1:
             weights = weights[0]
@@ -245,6 +257,11 @@ class EmbeddingSpec:
             or array.dtype == np.bool_
         ):
             raise ValueError(f"`weights` must be numeric. Received dtype {array.dtype}.")
+        if np.iscomplexobj(array):
+            raise ValueError(
+                f"`weights` must be real numbers; a complex table cannot be cast to {self.param_dtype} "
+                f"without losing its imaginary part. Received dtype {array.dtype}."
+            )
         return jnp.asarray(array, self.param_dtype)
 
     def table_penalty(self, table: jax.Array) -> jax.Array:
@@ -432,6 +449,19 @@ def _source_policy(dtype: Any) -> Any:
     return dtype
 
 
+_MAX_INPUT_DIM = 2**31 - 1
+
+
+def _input_dim(value: Any) -> int:
+    input_dim = positive_int("input_dim", value)
+    if input_dim > _MAX_INPUT_DIM:
+        raise ValueError(
+            f"`input_dim` must be at most 2**31 - 1 = {_MAX_INPUT_DIM}: ids are int32 inside JAX "
+            f"(without jax_enable_x64), so larger ids would wrap around. Received: input_dim={input_dim}."
+        )
+    return input_dim
+
+
 def parse_quantization_config(value: Any) -> tuple[str, int | None] | None:
     """``(mode, block_size)`` from a ``quantization_config`` argument, or ``None``.
 
@@ -455,7 +485,16 @@ def parse_quantization_config(value: Any) -> tuple[str, int | None] | None:
             if block:
                 raise ValueError(f"int8 quantization takes no block size. Received: {value!r}.")
             return "int8", None
-        return "int4", quant._check_block_size(int(block)) if block else quant.DEFAULT_INT4_BLOCK_SIZE
+        if not block:
+            return "int4", quant.DEFAULT_INT4_BLOCK_SIZE
+        try:
+            size = int(block)
+        except ValueError:
+            raise ValueError(
+                "`quantization_config` must be 'int8', 'int4' or 'int4/<block size>' with an integer block "
+                f"size (-1 for one scale per row). Received: quantization_config={value!r}."
+            ) from None
+        return "int4", quant._check_block_size(size)
     if isinstance(value, Mapping):
         name = value.get("class_name")
         inner = value.get("config") or {}

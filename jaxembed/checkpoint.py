@@ -26,6 +26,7 @@ Examples:
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -45,6 +46,8 @@ __all__ = [
     "read_checkpoint_metadata",
     "save_sharded_checkpoint",
     "restore_sharded_checkpoint",
+    "write_orbax_manifest",
+    "verify_orbax_folder",
 ]
 
 _MAGIC = b"JAXEMBED-CKPT\x00"
@@ -142,7 +145,41 @@ def _read_payload(path: Path) -> dict[str, Any]:
             f"Checkpoint {str(path)!r} has format version {version!r}; "
             f"this jaxembed reads version {_FORMAT_VERSION}."
         )
+    # The SHA-256 is not keyed: anyone can write a file whose checksum matches. So every
+    # field is checked before it is used, and a forged one is a CheckpointError naming it.
+    if not isinstance(content.get("leaves"), dict) or not isinstance(content.get("metadata"), dict):
+        raise CheckpointError(
+            f"Checkpoint {str(path)!r} is malformed: expected a 'leaves' map and a 'metadata' map."
+        )
+    for name, entry in content["leaves"].items():
+        problem = _entry_problem(entry)
+        if problem:
+            raise CheckpointError(f"Checkpoint {str(path)!r} is malformed: leaf {name!r} {problem}.")
     return content
+
+
+def _entry_problem(entry: Any) -> str | None:
+    """What is wrong with one stored leaf, or ``None``."""
+    if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data", "key_impl"}:
+        return "must be a map of exactly 'dtype', 'shape', 'data' and 'key_impl'"
+    shape, data, key_impl = entry["shape"], entry["data"], entry["key_impl"]
+    if not isinstance(shape, list) or not all(
+        isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape
+    ):
+        return f"has shape {shape!r}; expected a list of non-negative ints"
+    try:
+        dtype = np.dtype(jnp.dtype(entry["dtype"])) if isinstance(entry["dtype"], str) else None
+    except TypeError:
+        dtype = None
+    if dtype is None or dtype.hasobject or dtype.name != entry["dtype"]:
+        return f"has dtype {entry['dtype']!r}; expected the name of a numeric dtype"
+    needed = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if not isinstance(data, bytes) or len(data) != needed:
+        size = len(data) if isinstance(data, bytes) else type(data).__name__
+        return f"has {size} bytes of data; shape {tuple(shape)} {dtype.name} needs {needed}"
+    if key_impl is not None and not isinstance(key_impl, str):
+        return f"has key_impl {key_impl!r}; expected None or a PRNG implementation name"
+    return None
 
 
 def read_checkpoint_metadata(path: str | os.PathLike) -> dict[str, Any]:
@@ -252,21 +289,168 @@ def _orbax() -> Any:
     return ocp
 
 
+_MANIFEST = "jaxembed_manifest.json"
+_MANIFEST_FORMAT = "jaxembed-orbax-manifest"
+
+
+def _array_digest(array: np.ndarray) -> str:
+    """SHA-256 of an array's dtype, shape and C-order bytes."""
+    digest = hashlib.sha256(f"{array.dtype.name}{tuple(array.shape)}".encode())
+    digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
+
+
+def _host_array(leaf: Any) -> np.ndarray | None:
+    """The whole array on this host, or ``None`` when other processes hold parts of it."""
+    if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable:
+        return None
+    if _is_key_array(leaf):
+        leaf = jax.random.key_data(leaf)
+    return np.asarray(jax.device_get(leaf))
+
+
+def _folder_files(folder: Path) -> list[str]:
+    return sorted(
+        str(p.relative_to(folder).as_posix())
+        for p in folder.rglob("*")
+        if p.is_file() and p.name != _MANIFEST
+    )
+
+
+def write_orbax_manifest(folder: str | os.PathLike, tree: Any) -> Path:
+    """Writes the integrity manifest of an orbax checkpoint folder; returns its path.
+
+    The manifest (``jaxembed_manifest.json``, written last and atomically) holds the
+    SHA-256 and size of every file orbax wrote and the SHA-256 of every array of ``tree``
+    (dtype, shape and bytes; arrays that other processes share are covered by the file
+    checksums only). :func:`verify_orbax_folder` and :func:`restore_sharded_checkpoint`
+    check it, so any orbax checkpoint folder can carry it.
+
+    Args:
+        folder: a complete orbax checkpoint folder.
+        tree: the pytree that was saved into it.
+
+    Returns:
+        The manifest's path.
+
+    Examples:
+        >>> import tempfile, os
+        >>> path = save_sharded_checkpoint(os.path.join(tempfile.mkdtemp(), "c"), {"t": jnp.ones(2)})
+        >>> write_orbax_manifest(path, {"t": jnp.ones(2)}).name
+        'jaxembed_manifest.json'
+    """
+    folder = Path(folder)
+    files = {}
+    for name in _folder_files(folder):
+        files[name] = {"size": (folder / name).stat().st_size, "sha256": _files_digest(folder / name)}
+    arrays = {}
+    for key, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        array = _host_array(leaf)
+        arrays[_slash_path(key)] = None if array is None else _array_digest(array)
+    document = {"format": _MANIFEST_FORMAT, "version": 1, "files": files, "arrays": arrays}
+    return _files.write_text(folder / _MANIFEST, json.dumps(document, indent=1, sort_keys=True) + "\n")
+
+
+def _files_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _read_manifest(folder: Path) -> dict[str, Any]:
+    where = f"Checkpoint {str(folder)!r}"
+    manifest = folder / _MANIFEST
+    if not manifest.is_file():
+        raise CheckpointError(
+            f"{where} has no integrity manifest ({_MANIFEST}): it is not a folder written by "
+            "save_sharded_checkpoint, or its save did not finish. Pass verify=False to read an orbax "
+            "folder without checks."
+        )
+    try:
+        document = json.loads(manifest.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"{where}: its {_MANIFEST} is corrupted (not valid JSON: {error}).") from None
+    ok = (
+        isinstance(document, dict)
+        and document.get("format") == _MANIFEST_FORMAT
+        and document.get("version") == 1
+        and isinstance(document.get("files"), dict)
+        and isinstance(document.get("arrays"), dict)
+        and all(
+            isinstance(entry, dict)
+            and isinstance(entry.get("size"), int)
+            and isinstance(entry.get("sha256"), str)
+            for entry in document["files"].values()
+        )
+        and all(entry is None or isinstance(entry, str) for entry in document["arrays"].values())
+    )
+    if not ok:
+        raise CheckpointError(
+            f"{where}: its {_MANIFEST} is corrupted or of another version (expected format "
+            f"{_MANIFEST_FORMAT!r} version 1 with 'files' and 'arrays')."
+        )
+    return document
+
+
+def verify_orbax_folder(path: str | os.PathLike) -> dict[str, Any]:
+    """Checks every file of an orbax checkpoint folder against its manifest; returns the manifest.
+
+    Raises:
+        FileNotFoundError: no folder at ``path``.
+        CheckpointError: no or damaged manifest, or a file that is missing, of another size,
+            with another SHA-256 or not listed (the message names the file).
+
+    Examples:
+        >>> import tempfile, os
+        >>> path = save_sharded_checkpoint(os.path.join(tempfile.mkdtemp(), "c"), {"t": jnp.ones(2)})
+        >>> sorted(verify_orbax_folder(path)["arrays"])
+        ['t']
+    """
+    folder = _files.recover_folder(path)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"No sharded checkpoint folder at {str(Path(path).absolute())!r}.")
+    document = _read_manifest(folder)
+    problems = []
+    present = set(_folder_files(folder))
+    for name, entry in sorted(document["files"].items()):
+        file = folder / name
+        if name not in present:
+            problems.append(f"{name} is missing")
+        elif file.stat().st_size != entry["size"]:
+            problems.append(f"{name} has {file.stat().st_size} bytes, the manifest records {entry['size']}")
+        elif _files_digest(file) != entry["sha256"]:
+            problems.append(f"{name} has another SHA-256 than the manifest records (modified after saving)")
+    extra = sorted(present - set(document["files"]))
+    if extra:
+        problems.append(f"files not in the manifest: {', '.join(extra[:5])}")
+    if problems:
+        raise CheckpointError(f"Checkpoint {str(folder)!r} is corrupted: " + "; ".join(problems) + ".")
+    return document
+
+
 def save_sharded_checkpoint(path: str | os.PathLike, tree: Any, *, overwrite: bool = False) -> Path:
     """Saves a pytree of (possibly sharded) arrays with orbax-checkpoint; returns the folder.
 
     Every device writes its own shards (every process, in a multi-process run,
-    must call this with the same ``path``). Orbax writes into a temporary folder
-    and renames it when complete, so an interrupted save never leaves a
-    half-written checkpoint under ``path``.
+    must call this with the same ``path``). The checkpoint is written into a new
+    folder beside ``path``, with an integrity manifest (:func:`write_orbax_manifest`)
+    written last; only then is it swapped in (old folder renamed aside, new one renamed
+    in, old one deleted). A kill at any moment leaves the old checkpoint or the
+    new one restorable, never a mix and never neither.
 
     Args:
         path: the checkpoint folder (must not exist unless ``overwrite``).
         tree: a pytree of JAX arrays, e.g. a ``TrainState`` whose table is placed on a mesh.
-        overwrite: replace an existing checkpoint at ``path``.
+        overwrite: replace an existing checkpoint at ``path`` (it stays until the new
+            one is complete).
 
     Returns:
         The checkpoint folder.
+
+    Raises:
+        FileExistsError: ``path`` exists and ``overwrite`` is false.
 
     Examples:
         >>> import tempfile, os
@@ -275,14 +459,37 @@ def save_sharded_checkpoint(path: str | os.PathLike, tree: Any, *, overwrite: bo
         'ckpt'
     """
     ocp = _orbax()
-    path = Path(path).absolute()
+    path = _files.recover_folder(Path(path).absolute())
     if path.exists() and not overwrite:
         raise FileExistsError(
             f"A checkpoint already exists at {str(path)!r}; pass overwrite=True to replace it."
         )
+    if jax.process_count() > 1:
+        return _save_sharded_multiprocess(ocp, path, tree)
+    with _files.atomic_folder(path) as temporary:
+        with ocp.StandardCheckpointer() as checkpointer:
+            checkpointer.save(temporary, tree, force=True)  # our own empty folder
+            checkpointer.wait_until_finished()
+        write_orbax_manifest(temporary, tree)
+    return path
+
+
+def _save_sharded_multiprocess(ocp: Any, path: Path, tree: Any) -> Path:
+    """Every process writes its shards into one shared new folder; process 0 seals and swaps it in."""
+    from jax.experimental import multihost_utils
+
+    temporary = path.parent / f".{path.name}.new-processes"
+    if jax.process_index() == 0:
+        _files.recover_folder(path, clean=True)  # also removes a stale shared folder
+    multihost_utils.sync_global_devices(f"jaxembed save {path}: start")
     with ocp.StandardCheckpointer() as checkpointer:
-        checkpointer.save(path, tree, force=overwrite)
+        checkpointer.save(temporary, tree, force=True)
         checkpointer.wait_until_finished()
+    multihost_utils.sync_global_devices(f"jaxembed save {path}: written")
+    if jax.process_index() == 0:
+        write_orbax_manifest(temporary, tree)  # arrays split over processes: covered by file checksums
+        _files.swap_folder(temporary, path)
+    multihost_utils.sync_global_devices(f"jaxembed save {path}: swapped")
     return path
 
 
@@ -305,25 +512,32 @@ def _abstract(leaf: Any) -> Any:
     return jax.ShapeDtypeStruct(np.shape(leaf), leaf.dtype, sharding=getattr(leaf, "sharding", None))
 
 
-def restore_sharded_checkpoint(path: str | os.PathLike, like: Any) -> Any:
+def restore_sharded_checkpoint(path: str | os.PathLike, like: Any, *, verify: bool = True) -> Any:
     """Reads a :func:`save_sharded_checkpoint` folder onto the placements of ``like``.
 
     ``like`` may live on another mesh than the one that saved -- another shape,
     another placement (rows saved, columns restored): each device reads only the
     pieces of its new shards.
 
+    Before anything is read, every file is checked against the folder's manifest
+    (:func:`verify_orbax_folder`); after reading, every array whose values this process
+    holds whole is checked against its recorded SHA-256. A save that a kill interrupted
+    between its two renames is recovered first (the old checkpoint is put back).
+
     Args:
         path: the checkpoint folder.
         like: a pytree of arrays or ``jax.ShapeDtypeStruct`` (with ``sharding``) giving
             the structure, shapes, dtypes and target placements.
+        verify: check the manifest and the arrays' checksums (``False`` reads any orbax
+            folder, e.g. one written without jaxembed, with no integrity check).
 
     Returns:
         ``like``'s structure holding the saved values, placed like ``like``.
 
     Raises:
         FileNotFoundError: no checkpoint at ``path``.
-        CheckpointError: the saved tree's paths or shapes differ from ``like``'s
-            (the message lists each difference).
+        CheckpointError: the folder is not a checkpoint, is damaged (names the file or
+            array), or its tree's paths or shapes differ from ``like``'s (lists each difference).
 
     Examples:
         >>> import tempfile, os
@@ -332,12 +546,25 @@ def restore_sharded_checkpoint(path: str | os.PathLike, like: Any) -> Any:
         [[1.0, 1.0], [1.0, 1.0], [1.0, 1.0], [1.0, 1.0]]
     """
     ocp = _orbax()
-    path = Path(path).absolute()
+    given = Path(path).absolute()
+    path = _files.recover_folder(given)
     if not path.is_dir():
-        raise FileNotFoundError(f"No sharded checkpoint folder at {str(path)!r}.")
+        raise FileNotFoundError(f"No sharded checkpoint folder at {str(given)!r}.")
+    manifest = verify_orbax_folder(path) if verify else None
     abstract = jax.tree.map(_abstract, like)
     with ocp.StandardCheckpointer() as checkpointer:
-        stored = checkpointer.metadata(path).item_metadata.tree
+        try:
+            stored = checkpointer.metadata(path).item_metadata.tree
+        except Exception as error:  # orbax raises many kinds for a folder that is not a checkpoint
+            raise CheckpointError(
+                f"{str(path)!r} is not a readable orbax checkpoint: its metadata cannot be read "
+                f"({type(error).__name__}: {error})."
+            ) from None
+        if not isinstance(stored, Mapping | list | tuple):
+            raise CheckpointError(
+                f"{str(path)!r} is not a readable orbax checkpoint: it records no tree of arrays "
+                f"(found {type(stored).__name__})."
+            )
         saved = {
             _slash_path(key): leaf
             for key, leaf in jax.tree_util.tree_flatten_with_path(
@@ -360,7 +587,28 @@ def restore_sharded_checkpoint(path: str | os.PathLike, like: Any) -> Any:
             raise CheckpointError(
                 f"Checkpoint {str(path)!r} does not match the model: " + "; ".join(problems) + "."
             )
-        restored = checkpointer.restore(path, abstract)
+        try:
+            restored = checkpointer.restore(path, abstract)
+        except Exception as error:
+            raise CheckpointError(
+                f"Checkpoint {str(path)!r} is corrupted: orbax cannot read its arrays "
+                f"({type(error).__name__}: {error})."
+            ) from None
+    if manifest is not None:
+        recorded = manifest["arrays"]
+        changed = []
+        for key, leaf in jax.tree_util.tree_flatten_with_path(restored)[0]:
+            name = _slash_path(key)
+            array = _host_array(leaf)
+            if name not in recorded:
+                changed.append(f"{name} (not in the manifest)")
+            elif recorded[name] is not None and array is not None and _array_digest(array) != recorded[name]:
+                changed.append(name)
+        if changed:
+            raise CheckpointError(
+                f"Checkpoint {str(path)!r} is corrupted: the restored values of {', '.join(changed)} "
+                "do not match the SHA-256 recorded when it was saved."
+            )
     # Leaves of ``like`` that JAX may still move (uncommitted, e.g. a step counter made by
     # jnp.zeros) come back uncommitted too, so they mix with arrays on any mesh.
     return jax.tree.map(

@@ -195,6 +195,12 @@ def take_lookup(table: jax.Array, ids: jax.Array) -> jax.Array:
 def one_hot_lookup(table: jax.Array, ids: jax.Array) -> jax.Array:
     """Computes ``one_hot(ids, input_dim) @ table`` at highest precision.
 
+    A plain matmul would turn one non-finite entry into NaN for *every* id (``0 * inf``
+    is NaN). So the finite part of the table is multiplied, and a second, exact matmul
+    of a small code (0 finite, 1 ``+inf``, 2 ``-inf``, 3 NaN) puts the looked-up
+    non-finite entries back: the result equals :func:`take_lookup` bit for bit, for any
+    table. The gradient is the plain matmul's, ``one_hot.T @ cotangent``, as for ``take``.
+
     Args:
         table: ``(input_dim, output_dim)`` array.
         ids: integer array of any shape with values in ``[0, input_dim)``.
@@ -207,10 +213,40 @@ def one_hot_lookup(table: jax.Array, ids: jax.Array) -> jax.Array:
         >>> table = jnp.array([[1., 1.], [1., 2.], [2., 2.], [3., 3.]])
         >>> one_hot_lookup(table, jnp.array([0, 3])).tolist()
         [[1.0, 1.0], [3.0, 3.0]]
+        >>> one_hot_lookup(table.at[1, 0].set(jnp.inf), jnp.array([0, 1])).tolist()
+        [[1.0, 1.0], [inf, 2.0]]
     """
     with jax.named_scope("embedding_one_hot"):
         one_hot = jax.nn.one_hot(ids, table.shape[0], dtype=table.dtype)
-        return jnp.einsum("...v,vd->...d", one_hot, table, precision=jax.lax.Precision.HIGHEST)
+        return _one_hot_matmul(one_hot, table)
+
+
+def _matmul(one_hot: jax.Array, table: jax.Array) -> jax.Array:
+    return jnp.einsum("...v,vd->...d", one_hot, table, precision=jax.lax.Precision.HIGHEST)
+
+
+@jax.custom_jvp
+def _one_hot_matmul(one_hot: jax.Array, table: jax.Array) -> jax.Array:
+    finite = jnp.isfinite(table)
+    if not jnp.issubdtype(table.dtype, jnp.inexact):
+        return _matmul(one_hot, table)
+    code = jnp.where(finite, 0, jnp.where(jnp.isnan(table), 3, jnp.where(table > 0, 1, 2))).astype(
+        table.dtype
+    )
+    width = table.shape[1]
+    both = _matmul(one_hot, jnp.concatenate([jnp.where(finite, table, 0), code], axis=1))
+    out, code_out = both[..., :width], both[..., width:]
+    inf = jnp.array(jnp.inf, table.dtype)
+    special = jnp.select([code_out == 1, code_out == 2], [inf, -inf], jnp.array(jnp.nan, table.dtype))
+    return jnp.where(code_out == 0, out, special)
+
+
+@_one_hot_matmul.defjvp
+def _one_hot_matmul_jvp(primals: tuple[jax.Array, jax.Array], tangents: tuple[jax.Array, jax.Array]):
+    one_hot, table = primals
+    _, table_dot = tangents  # one_hot comes from integer ids: its tangent is always zero
+    # Linear in the tangent, so reverse mode transposes it to one_hot.T @ cotangent.
+    return _one_hot_matmul(one_hot, table), _matmul(one_hot, table_dot)
 
 
 _LOOKUPS = {"take": take_lookup, "one_hot": one_hot_lookup}
@@ -261,12 +297,14 @@ def lookup(
         return gather(table, int_ids)
 
     if invalid_ids == "checkify":
-        bad = jnp.argmin(valid.ravel()) if valid.size else 0
+        # An empty batch has nothing to check (and argmin of nothing is undefined); the
+        # formatting arguments must still be arrays.
+        bad = jnp.argmin(valid.ravel()) if valid.size else jnp.int32(0)
         checkify.check(
             jnp.all(valid),
             f"Embedding ids must be in the range [0, {input_dim - 1}] "
             f"(input_dim={input_dim}); found invalid id {{bad_id}} at flat index {{pos}}.",
-            bad_id=jnp.ravel(ids)[bad] if valid.size else 0,
+            bad_id=jnp.ravel(ids)[bad] if valid.size else jnp.zeros((), jnp.asarray(ids).dtype),
             pos=bad,
         )
     out = gather(table, jnp.where(valid, int_ids, 0))

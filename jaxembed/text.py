@@ -33,6 +33,7 @@ Examples:
 from __future__ import annotations
 
 import collections
+import hashlib
 import json
 import os
 import re
@@ -67,7 +68,8 @@ STANDARDIZE_MODES: tuple[str, ...] = ("lower_and_strip_punctuation", "lower", "s
 """The named ``standardize`` modes (``None`` and callables are accepted too)."""
 
 _FORMAT = "jaxembed-text-vectorizer"
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 3  # 2 adds the "sha256" of config and vocabulary; 3 the split/ngrams/output-mode keys
+# and "idf_weights"; files of versions 1 and 2 still load
 # ASCII-only lowercasing (tf.strings.lower without an encoding) and Keras's punctuation set,
 # which is exactly string.punctuation.
 _ASCII_LOWER = {
@@ -79,6 +81,11 @@ _LOWER_AND_STRIP = {**_ASCII_LOWER, **_STRIP}
 # \x1c-\x1f, \x85, \xa0 and other Unicode spaces, so it is used only when none are present.
 _PYTHON_ONLY_SPACE = re.compile(r"[\x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]")
 _ASCII_SPACE = re.compile(r"[ \t\n\v\f\r]+")
+
+
+def _content_digest(config: Any, vocabulary: Any) -> str:
+    canonical = json.dumps([config, vocabulary], ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 def _split(text: str) -> list[str]:
@@ -436,11 +443,26 @@ class TextVectorizer:
             ['', '[UNK]', 'yes', 'no']
         """
         if isinstance(vocabulary, (str, os.PathLike)):
-            path = Path(vocabulary)
-            if not path.is_file():
-                raise FileNotFoundError(f"No vocabulary file at {str(path)!r}.")
+            source = vocabulary
+            vocabulary = self._read_vocabulary_file(Path(vocabulary))
+            try:
+                self._check_and_set(vocabulary, idf_weights)
+            except (ValueError, TypeError) as error:
+                raise ValueError(f"The vocabulary file {str(source)!r} is not usable: {error}") from None
+        else:
+            self._check_and_set(vocabulary, idf_weights)
+
+    @staticmethod
+    def _read_vocabulary_file(path: Path) -> list[str]:
+        if not path.is_file():
+            raise FileNotFoundError(f"No vocabulary file at {str(path)!r}.")
+        try:
             text = path.read_text(encoding="utf-8")
-            vocabulary = text[:-1].split("\n") if text.endswith("\n") else text.split("\n")
+        except UnicodeDecodeError as error:
+            raise ValueError(f"The vocabulary file {str(path)!r} is not UTF-8 text ({error}).") from None
+        return text[:-1].split("\n") if text.endswith("\n") else text.split("\n")
+
+    def _check_and_set(self, vocabulary: Sequence[str], idf_weights: Sequence[float] | None) -> None:
         words = [str(token) if isinstance(token, np.str_) else token for token in vocabulary]
         weights = None if idf_weights is None else list(np.asarray(idf_weights, np.float32).reshape(-1))
         oov_weight = None  # a listed "[UNK]" keeps its own IDF weight (else the lookup gives it the mean)
@@ -566,6 +588,9 @@ class TextVectorizer:
         ``has_input_vocabulary``, ``encoding="utf-8"``) are accepted and ignored; a list
         ``ngrams`` (JSON) is read as a tuple; any other key is an error.
 
+        The file also records the SHA-256 of config and vocabulary, which :meth:`load`
+        checks, so a damaged or edited file is refused rather than loaded differently.
+
         Raises:
             ValueError: for an unknown key or another ``encoding``.
         """
@@ -604,12 +629,18 @@ class TextVectorizer:
                 "vocabulary with save_vocabulary() and rebuild the vectorizer with the same callable."
             )
         config = self.get_config()
-        del config["vocabulary"], config["idf_weights"]
+        del config["vocabulary"], config["idf_weights"]  # saved below, with the special tokens
+        if isinstance(config["ngrams"], tuple):
+            config["ngrams"] = list(config["ngrams"])
+        vocabulary = [PAD_TOKEN, OOV_TOKEN, *self.get_vocabulary(include_special_tokens=False)]
         document = {"format": _FORMAT, "version": _FORMAT_VERSION, "config": config}
-        document["vocabulary"] = [PAD_TOKEN, OOV_TOKEN, *self.get_vocabulary(include_special_tokens=False)]
+        document["vocabulary"] = vocabulary
+        content: Any = vocabulary
         if self.output_mode == "tf_idf":
-            idf = self.idf_weights
+            idf = self.idf_weights  # the OOV id's weight, then one per word
             document["idf_weights"] = None if idf is None else idf[: self.vocabulary_size()].tolist()
+            content = {"vocabulary": vocabulary, "idf_weights": document["idf_weights"]}
+        document["sha256"] = _content_digest(config, content)
         return write_text(path, json.dumps(document, ensure_ascii=False) + "\n")
 
     @classmethod
@@ -618,7 +649,10 @@ class TextVectorizer:
 
         Raises:
             FileNotFoundError: for a missing file.
-            ValueError: for a file that is not a saved vectorizer (names what is wrong).
+            ValueError: for a file that is not exactly what :meth:`save` writes: another
+                format or version, a missing, extra or ill-typed key (named), an
+                ``output_mode`` or ``split`` this class does not support, or a checksum
+                that does not match (the file was damaged or edited).
         """
         path = Path(path)
         if not path.is_file():
@@ -631,19 +665,87 @@ class TextVectorizer:
             ) from None
         if not isinstance(document, dict) or document.get("format") != _FORMAT:
             raise ValueError(f"{str(path)!r} is not a saved TextVectorizer (no format {_FORMAT!r} field).")
-        if document.get("version") != _FORMAT_VERSION:
+        if document.get("version") not in (1, 2, _FORMAT_VERSION):
             raise ValueError(
                 f"{str(path)!r} has format version {document.get('version')!r}; "
-                f"this jaxembed reads version {_FORMAT_VERSION}."
+                f"this jaxembed reads versions 1 to {_FORMAT_VERSION}."
             )
-        config = dict(document["config"])
-        if isinstance(config.get("ngrams"), list):
-            config["ngrams"] = tuple(config["ngrams"])
-        vectorizer = cls(config.pop("max_tokens"), **config)
-        words = document["vocabulary"][2:]
-        if words:
-            idf = document.get("idf_weights")  # tf_idf: the OOV id's weight, then one per word
-            vectorizer.set_vocabulary(words if idf is None else [OOV_TOKEN, *words], idf)
+        return cls._from_document(document, path)
+
+    @classmethod
+    def _from_document(cls, document: dict[str, Any], path: Path) -> TextVectorizer:
+        where = f"{str(path)!r} is not a saved TextVectorizer"
+        version = document["version"]
+        config = document["config"]
+        tf_idf = version == 3 and isinstance(config, dict) and config.get("output_mode") == "tf_idf"
+        keys = {"format", "version", "config", "vocabulary"} | ({"sha256"} if version >= 2 else set())
+        keys |= {"idf_weights"} if tf_idf else set()
+        if set(document) != keys:
+            raise ValueError(f"{where}: its keys are {sorted(document)}; expected exactly {sorted(keys)}.")
+        config_keys = {"max_tokens", "standardize", "split", "output_mode", "output_sequence_length"}
+        if version == 3:
+            config_keys |= {"ngrams", "pad_to_max_tokens", "sparse", "ragged"}
+        if not isinstance(config, dict) or set(config) != config_keys:
+            found = sorted(config) if isinstance(config, dict) else type(config).__name__
+            raise ValueError(
+                f"{where}: 'config' is {found}; expected a map of exactly {sorted(config_keys)}."
+            )
+        for key, allowed in (("split", (*SPLIT_MODES, None)), ("output_mode", OUTPUT_MODES)):
+            if config[key] not in allowed:
+                raise ValueError(
+                    f"{where}: config key {key!r} is {config[key]!r}; expected one of {allowed}."
+                )
+        for key in ("pad_to_max_tokens", "sparse", "ragged"):
+            if key in config and not isinstance(config[key], bool):
+                raise ValueError(f"{where}: config key {key!r} is {config[key]!r}; expected true or false.")
+        ngrams = config.get("ngrams")
+        if ngrams is not None and not (
+            (isinstance(ngrams, int) and not isinstance(ngrams, bool))
+            or (isinstance(ngrams, list) and all(type(n) is int for n in ngrams))
+        ):
+            raise ValueError(
+                f"{where}: config key 'ngrams' is {ngrams!r}; expected null, an integer or a list."
+            )
+        idf = document.get("idf_weights")
+        if idf is not None and not (isinstance(idf, list) and all(type(w) in (int, float) for w in idf)):
+            raise ValueError(f"{where}: 'idf_weights' must be a list of numbers or null.")
+        if config["standardize"] is not None and config["standardize"] not in STANDARDIZE_MODES:
+            raise ValueError(
+                f"{where}: config key 'standardize' is {config['standardize']!r}; expected one of "
+                f"{STANDARDIZE_MODES} or null."
+            )
+        vocabulary = document["vocabulary"]
+        # A string here would be read as a file path by set_vocabulary: only a list is a saved vocabulary.
+        if not isinstance(vocabulary, list) or not all(isinstance(token, str) for token in vocabulary):
+            raise ValueError(
+                f"{where}: 'vocabulary' must be a list of strings (the tokens); "
+                f"got {type(vocabulary).__name__}."
+            )
+        if vocabulary[:2] != [PAD_TOKEN, OOV_TOKEN]:
+            raise ValueError(
+                f"{where}: 'vocabulary' must start with {PAD_TOKEN!r} and {OOV_TOKEN!r}, as save() "
+                f"writes it; it starts with {vocabulary[:2]!r}."
+            )
+        content = {"vocabulary": vocabulary, "idf_weights": idf} if tf_idf else vocabulary
+        if "sha256" in keys and document["sha256"] != _content_digest(config, content):
+            raise ValueError(
+                f"{str(path)!r} is corrupted: the SHA-256 of its config and vocabulary does not match "
+                "its 'sha256' key (the file was modified or damaged after saving)."
+            )
+        for key in ("max_tokens", "output_sequence_length"):
+            value = config[key]
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise ValueError(f"{where}: config key {key!r} is {value!r}; expected an integer or null.")
+        arguments = dict(config)
+        if isinstance(arguments.get("ngrams"), list):
+            arguments["ngrams"] = tuple(arguments["ngrams"])
+        words = vocabulary[2:]
+        try:
+            vectorizer = cls(arguments.pop("max_tokens"), **arguments)
+            if words:
+                vectorizer.set_vocabulary(words if idf is None else [OOV_TOKEN, *words], idf)
+        except (ValueError, TypeError) as error:
+            raise ValueError(f"{where}: {error}") from None
         return vectorizer
 
     def save_vocabulary(self, path: str | os.PathLike) -> Path:

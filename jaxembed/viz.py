@@ -19,7 +19,10 @@ install it with ``pip install "jaxembed[viz]"`` (or the ``examples`` extra).
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
+import shutil
 from collections.abc import Mapping, Sequence
 from functools import partial
 from pathlib import Path
@@ -49,6 +52,7 @@ SIMILARITY_METRICS: tuple[str, ...] = get_args(SimilarityMetric)
 """The valid values of ``metric``, ``("cosine", "dot")``."""
 
 _PROJECTOR_FILES = ("tensors.tsv", "metadata.tsv", "projector_config.pbtxt")
+_EXPORT_FOLDER = re.compile(r"projector-[0-9a-f]{12}")
 
 
 class PCAResult(NamedTuple):
@@ -212,13 +216,19 @@ def _top_k(
         chunks = queries.reshape(-1, batch_size, queries.shape[-1])
         self_chunks = self_ids.reshape(-1, batch_size)
         rows = jnp.arange(table.shape[0])
+        finite_rows = jnp.all(jnp.isfinite(table), axis=1)
+        # Ranking keys: a score that is not finite (a NaN/inf row, or an overflow) ranks
+        # below every finite score, and the excluded row below everything.
+        lowest = jnp.finfo(table.dtype).min
 
         def one_chunk(args: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array]:
             chunk, chunk_self = args
             scores = jnp.matmul(chunk, table.T, precision=jax.lax.Precision.HIGHEST)
-            scores = jnp.where(rows[None, :] == chunk_self[:, None], -jnp.inf, scores)
-            best, best_ids = jax.lax.top_k(scores, k)
-            return best_ids.astype(jnp.int32), best
+            scores = jnp.where(finite_rows[None, :], scores, jnp.nan)
+            keys = jnp.where(jnp.isfinite(scores), scores, lowest)
+            keys = jnp.where(rows[None, :] == chunk_self[:, None], -jnp.inf, keys)
+            _, best_ids = jax.lax.top_k(keys, k)
+            return best_ids.astype(jnp.int32), jnp.take_along_axis(scores, best_ids, axis=1)
 
         ids, scores = jax.lax.map(one_chunk, (chunks, self_chunks))
         return Neighbors(ids.reshape(-1, k), scores.reshape(-1, k))
@@ -245,7 +255,9 @@ def nearest_neighbors(
 
     Similarity: ``"cosine"`` divides rows and queries by their L2 norm first
     (an all-zero vector has similarity 0 to everything); ``"dot"`` uses the raw
-    inner product, which favours long vectors. Ties go to the smaller id.
+    inner product, which favours long vectors. Ties go to the smaller id. Rows
+    holding NaN or inf never rank above a row with a finite score: they come last,
+    with the score NaN (a NaN or inf query gets NaN scores for every row).
 
     The function also runs inside ``jax.jit`` (``k``, ``metric`` and the other
     options must then be static). Ids known on the host are checked and a bad
@@ -557,15 +569,22 @@ def export_projector(
 ) -> dict[str, Path]:
     """Writes a table in the format of TensorBoard's Embedding Projector.
 
-    Three files are written into ``directory`` (created if needed), each
-    atomically (temporary file, then rename):
+    The files of one export are written together as one unit:
 
-    * ``tensors.tsv`` -- one row per id, features separated by tabs, floats
-      with 9 significant digits (float32 values read back exactly);
-    * ``metadata.tsv`` -- one label per line, or, for several columns, a
-      header line and one tab-separated line per id;
-    * ``projector_config.pbtxt`` -- a ``ProjectorConfig`` in protobuf text
-      format pointing at the other two files.
+    * ``projector-<digest>/tensors.tsv`` -- one row per id, features separated by
+      tabs, floats with 9 significant digits (float32 values read back exactly);
+    * ``projector-<digest>/metadata.tsv`` -- one label per line, or, for several
+      columns, a header line and one tab-separated line per id;
+    * ``projector_config.pbtxt`` in ``directory`` -- a ``ProjectorConfig`` in
+      protobuf text format pointing at the other two files.
+
+    ``<digest>`` is the first 12 hex digits of the SHA-256 of both files, so an
+    export never writes over the files another config points at. The two TSV
+    files are written and synced first; the config is then replaced atomically,
+    which is the one step that switches the Projector from the previous export to
+    this one: a crash at any moment leaves the old set or the new set, never a
+    table with another table's labels. Older ``projector-*`` folders are deleted
+    afterwards; other files in ``directory`` (e.g. TensorBoard event files) are left alone.
 
     Open it with ``tensorboard --logdir DIRECTORY`` (Projector tab), or load
     the two TSV files at https://projector.tensorflow.org.
@@ -603,18 +622,32 @@ def export_projector(
 
     folder = Path(directory)
     folder.mkdir(parents=True, exist_ok=True)
-    paths = {key: folder / file for key, file in zip(("tensors", "metadata", "config"), _PROJECTOR_FILES)}
     tensors = "".join("\t".join(f"{v:.9g}" for v in row) + "\n" for row in array.astype(np.float64))
+    labels = "".join(line + "\n" for line in lines)
+    digest = hashlib.sha256(f"{len(tensors)}:{tensors}{labels}".encode()).hexdigest()[:12]
+    subfolder = f"projector-{digest}"
+    paths = {
+        "tensors": folder / subfolder / _PROJECTOR_FILES[0],
+        "metadata": folder / subfolder / _PROJECTOR_FILES[1],
+        "config": folder / _PROJECTOR_FILES[2],
+    }
     config = (
         "embeddings {\n"
         f'  tensor_name: "{name}"\n'
-        f'  tensor_path: "{_PROJECTOR_FILES[0]}"\n'
-        f'  metadata_path: "{_PROJECTOR_FILES[1]}"\n'
+        f'  tensor_path: "{subfolder}/{_PROJECTOR_FILES[0]}"\n'
+        f'  metadata_path: "{subfolder}/{_PROJECTOR_FILES[1]}"\n'
         f"  tensor_shape: {array.shape[0]}\n"
         f"  tensor_shape: {array.shape[1]}\n"
         "}\n"
     )
-    _files.write_text(paths["tensors"], tensors)
-    _files.write_text(paths["metadata"], "".join(line + "\n" for line in lines))
+    # The TSV pair goes into its own folder (atomically, so a reader never sees one file of a
+    # pair); the config, replaced atomically last, is what switches to the new pair.
+    if not (folder / subfolder).is_dir():
+        with _files.atomic_folder(folder / subfolder) as temporary:
+            _files.write_text(temporary / _PROJECTOR_FILES[0], tensors)
+            _files.write_text(temporary / _PROJECTOR_FILES[1], labels)
     _files.write_text(paths["config"], config)
+    for entry in folder.iterdir():
+        if _EXPORT_FOLDER.fullmatch(entry.name) and entry.name != subfolder and entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
     return paths

@@ -161,7 +161,7 @@ def test_metadata_and_model_checkpoint_callback(tmp_path):
     trainer = Trainer(Tagger(), optax.adam(0.05), loss_fn)
     saver = ModelCheckpoint(tmp_path / "ckpt-{epoch}.jxe", monitor="loss", save_best_only=False)
     fit(trainer, BATCHES[:3], epochs=2, callbacks=[saver], progress=False)
-    assert [os.path.basename(p) for p in saver.saved] == ["ckpt-0.jxe", "ckpt-1.jxe"]
+    assert [os.path.basename(p) for p in saver.saved] == ["ckpt-1.jxe", "ckpt-2.jxe"]  # 1-based, as Keras
     assert read_checkpoint_metadata(saver.saved[0]) == {"step": 3}
     assert read_checkpoint_metadata(saver.saved[1]) == {"step": 6}
 
@@ -174,4 +174,4 @@ def test_model_checkpoint_save_best_only(tmp_path):
     trainer = Trainer(Tagger(), optax.adam(0.05), loss_fn)
     saver = ModelCheckpoint(tmp_path / "best-{epoch}.jxe", save_best_only=True)
     fit(trainer, BATCHES[:1], epochs=4, callbacks=[FakeValidation(), saver], progress=False)
-    assert [os.path.basename(p) for p in saver.saved] == ["best-0.jxe", "best-1.jxe", "best-3.jxe"]
+    assert [os.path.basename(p) for p in saver.saved] == ["best-1.jxe", "best-2.jxe", "best-4.jxe"]

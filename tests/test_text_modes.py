@@ -198,3 +198,42 @@ def test_bad_callable_results_are_named():
         TextVectorizer(split=lambda batch: [[1]])(["x"])
     with pytest.raises(ValueError, match="callable `standardize` or `split` cannot be saved"):
         TextVectorizer(split=lambda batch: [[t] for t in batch]).save("unused.json")
+
+
+def test_saved_tf_idf_weights_are_checksummed(tmp_path):
+    import json
+
+    vectorizer = TextVectorizer(output_mode="tf_idf", ngrams=2)
+    vectorizer.adapt(random_texts(10, 20))
+    path = vectorizer.save(tmp_path / "v.json")
+    document = json.loads(path.read_text())
+    assert document["version"] == 3 and len(document["idf_weights"]) == vectorizer.vocabulary_size()
+    np.testing.assert_array_equal(TextVectorizer.load(path).idf_weights, vectorizer.idf_weights)
+    document["idf_weights"][1] += 1.0
+    path.write_text(json.dumps(document))
+    with pytest.raises(ValueError, match="is corrupted: the SHA-256"):
+        TextVectorizer.load(path)
+
+
+def test_version_2_files_still_load(tmp_path):
+    import json
+
+    from jaxembed import text
+
+    config = {
+        "max_tokens": None,
+        "standardize": "lower",
+        "split": "whitespace",
+        "output_mode": "int",
+        "output_sequence_length": 3,
+    }
+    vocabulary = ["", "[UNK]", "hi"]
+    document = {
+        "format": "jaxembed-text-vectorizer",
+        "version": 2,
+        "config": config,
+        "vocabulary": vocabulary,
+    }
+    document["sha256"] = text._content_digest(config, vocabulary)
+    (tmp_path / "v2.json").write_text(json.dumps(document))
+    assert TextVectorizer.load(tmp_path / "v2.json")(["Hi there"]).tolist() == [[2, 1, 0]]

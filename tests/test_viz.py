@@ -174,16 +174,18 @@ def test_projector_files_round_trip(tmp_path):
     table = random_table(25, 7)
     labels = [f"word{i}" for i in range(25)]
     files = viz.export_projector(table, labels, tmp_path / "projector")
+    (subfolder,) = [p for p in (tmp_path / "projector").iterdir() if p.is_dir()]
     assert sorted(p.name for p in (tmp_path / "projector").iterdir()) == [
-        "metadata.tsv",
+        subfolder.name,
         "projector_config.pbtxt",
-        "tensors.tsv",
     ]
+    assert sorted(p.name for p in subfolder.iterdir()) == ["metadata.tsv", "tensors.tsv"]
     np.testing.assert_array_equal(read_tensors(files["tensors"]).astype(np.float32), table)  # exact
     assert files["metadata"].read_text().splitlines() == labels
     assert all(path.stat().st_mode & 0o044 == 0o044 for path in files.values())  # readable, like open()
     config = files["config"].read_text()
-    assert 'tensor_path: "tensors.tsv"' in config and 'metadata_path: "metadata.tsv"' in config
+    assert f'tensor_path: "{subfolder.name}/tensors.tsv"' in config
+    assert f'metadata_path: "{subfolder.name}/metadata.tsv"' in config
 
 
 def test_projector_config_parses_as_tensorboard_proto(tmp_path):
@@ -197,7 +199,8 @@ def test_projector_config_parses_as_tensorboard_proto(tmp_path):
     config = text_format.Parse(files["config"].read_text(), projector_pb2.ProjectorConfig())
     (embedding,) = config.embeddings
     assert embedding.tensor_name == 'my "table"'
-    assert embedding.tensor_path == "tensors.tsv" and embedding.metadata_path == "metadata.tsv"
+    assert embedding.tensor_path == files["tensors"].relative_to(tmp_path).as_posix()
+    assert embedding.metadata_path == files["metadata"].relative_to(tmp_path).as_posix()
     assert list(embedding.tensor_shape) == [3, 2]
 
 

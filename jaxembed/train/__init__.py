@@ -35,7 +35,7 @@ Examples:
 """
 
 from jaxembed.train._batches import Batches
-from jaxembed.train._callbacks import Callback, EarlyStopping, History, ModelCheckpoint
+from jaxembed.train._callbacks import Callback, EarlyStopping, History, ModelCheckpoint, TerminateOnNaN
 from jaxembed.train._row_sparse import row_sparse_tables
 from jaxembed.train._state import LossFn, RowSparseOptState, TrainState, UpdateFn
 from jaxembed.train._step import dense_update, init_train_state, make_eval_step, make_train_step
@@ -57,5 +57,6 @@ __all__ = [
     "Callback",
     "EarlyStopping",
     "ModelCheckpoint",
+    "TerminateOnNaN",
     "fit",
 ]

@@ -38,6 +38,13 @@ class Callback:
     def on_train_begin(self, trainer: Trainer) -> None:
         """Called once before the first epoch."""
 
+    def on_batch_end(self, step: int, logs: dict[str, float], trainer: Trainer) -> None:
+        """Called every ``log_every`` steps of :func:`fit`, when the host reads the loss.
+
+        ``step`` is the trainer's step count and ``logs`` the metrics of that step
+        (``{"loss": ...}``); set ``trainer.stop_training = True`` to stop at once.
+        """
+
     def on_epoch_end(self, epoch: int, logs: dict[str, float], trainer: Trainer) -> None:
         """Called after each epoch with its mean metrics (and validation metrics)."""
 
@@ -53,6 +60,35 @@ def _improvement_sign(mode: str, monitor: str) -> float:
     return -1.0 if mode == "min" else 1.0
 
 
+def _improves(score: float, best: float, min_delta: float = 0.0) -> bool:
+    """Whether ``score`` beats ``best`` by more than ``min_delta``; NaN and inf never do.
+
+    ``score - min_delta > best`` is false for NaN, but an infinite score (a diverged
+    ``-inf`` loss, or ``+inf`` accuracy) would pass it: only finite scores count.
+    """
+    return math.isfinite(score) and score - min_delta > best
+
+
+def _non_negative_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(
+            f"`{name}` must be a non-negative integer. "
+            f"Received: {name}={value!r} (of type {type(value).__name__})."
+        )
+    return value
+
+
+def _finite_number(name: str, value: object, *, allow_none: bool = False) -> float | None:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(
+            f"`{name}` must be a finite number{' or None' if allow_none else ''}. "
+            f"Received: {name}={value!r} (of type {type(value).__name__})."
+        )
+    return float(value)
+
+
 def _monitored(logs: Mapping[str, float], monitor: str) -> float:
     if monitor not in logs:
         raise KeyError(f"Monitored metric {monitor!r} is not in the epoch logs; available: {sorted(logs)}.")
@@ -64,8 +100,9 @@ class EarlyStopping(Callback):
 
     Args:
         monitor: a key of the epoch logs (``"val_loss"``, ``"loss"``, a metric).
-        min_delta: smallest change that counts as an improvement.
-        patience: epochs without improvement before stopping.
+        min_delta: smallest change that counts as an improvement. A NaN or infinite
+            score never counts as one.
+        patience: epochs without improvement before stopping (a non-negative int).
         mode: ``"min"``, ``"max"`` or ``"auto"`` (max for accuracy-like names).
         baseline: a value the metric must beat.
         restore_best_weights: on stopping, put back the state of the best epoch.
@@ -87,10 +124,10 @@ class EarlyStopping(Callback):
         restore_best_weights: bool = False,
     ):
         self.monitor = monitor
-        self.min_delta = abs(min_delta)
-        self.patience = patience
+        self.min_delta = abs(_finite_number("min_delta", min_delta))
+        self.patience = _non_negative_int("patience", patience)
         self.sign = _improvement_sign(mode, monitor)
-        self.baseline = baseline
+        self.baseline = _finite_number("baseline", baseline, allow_none=True)
         self.restore_best_weights = restore_best_weights
         self.stopped_epoch = -1
 
@@ -103,7 +140,7 @@ class EarlyStopping(Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float], trainer: Trainer) -> None:
         score = self.sign * _monitored(logs, self.monitor)
-        if score - self.min_delta > self.best:
+        if _improves(score, self.best, self.min_delta):
             self.best, self.best_epoch, self.wait = score, epoch, 0
             if self.restore_best_weights:
                 self.best_state = _copy_tree(trainer.state)
@@ -120,14 +157,22 @@ class ModelCheckpoint(Callback):
     """Saves the trainer's checkpoint at the end of epochs (atomically, see :meth:`Trainer.save`).
 
     Args:
-        path: the file; ``{epoch}`` in it is formatted with the 0-based epoch number.
+        path: the file. As in Keras, it is formatted with ``str.format`` at the end of each
+            epoch: ``{epoch}`` is the 1-based epoch number (Keras writes ``epoch + 1``) and
+            every key of the epoch's logs is a placeholder too (``"ckpt-{epoch:02d}-{val_loss:.2f}.jxe"``).
         monitor: with ``save_best_only``, the log key to compare.
-        save_best_only: save only when ``monitor`` improved.
+        save_best_only: save only when ``monitor`` improved (a NaN or infinite score
+            never counts as an improvement, so a diverged epoch never replaces the best).
         mode: ``"min"``, ``"max"`` or ``"auto"``.
 
+    Raises:
+        KeyError: at the end of an epoch, when ``path`` names a placeholder that is neither
+            ``epoch`` nor a key of the logs (the message lists the keys there are).
+
     Examples:
-        >>> ModelCheckpoint("ckpt-{epoch}.jxe").path
-        'ckpt-{epoch}.jxe'
+        >>> checkpoint = ModelCheckpoint("ckpt-{epoch:02d}-{val_loss:.2f}.jxe")
+        >>> checkpoint.file_path(0, {"loss": 0.5, "val_loss": 0.4567})
+        'ckpt-01-0.46.jxe'
     """
 
     def __init__(
@@ -148,9 +193,71 @@ class ModelCheckpoint(Callback):
     def on_epoch_end(self, epoch: int, logs: dict[str, float], trainer: Trainer) -> None:
         if self.save_best_only:
             score = self.sign * _monitored(logs, self.monitor)
-            if score <= self.best:
+            if not _improves(score, self.best):  # a NaN or inf epoch never replaces the best
                 return
             self.best = score
-        target = self.path.format(epoch=epoch)
+        target = self.file_path(epoch, logs)
         trainer.save(target)
         self.saved.append(target)
+
+    def file_path(self, epoch: int, logs: dict[str, float]) -> str:
+        """The file written at the end of 0-based ``epoch`` with these ``logs`` (Keras's rule).
+
+        Args:
+            epoch: the 0-based epoch that just ended (``fit`` passes it so); ``{epoch}`` is
+                filled with ``epoch + 1``.
+            logs: the epoch's metrics, each a placeholder by its name.
+
+        Returns:
+            ``path`` with its placeholders filled.
+
+        Raises:
+            KeyError: if ``path`` names a placeholder that is not there.
+
+        Examples:
+            >>> ModelCheckpoint("run/{epoch}.jxe").file_path(4, {})
+            'run/5.jxe'
+        """
+        try:
+            return self.path.format(**{**logs, "epoch": epoch + 1})
+        except KeyError as error:
+            raise KeyError(
+                f"`path` of ModelCheckpoint names a placeholder that is not filled: {error}. "
+                f"Received: path={self.path!r}; the placeholders there are "
+                f"{sorted(['epoch', *logs])}."
+            ) from None
+
+
+class TerminateOnNaN(Callback):
+    """Stops :func:`fit` at the first loss that is NaN or infinite (Keras's ``TerminateOnNaN``).
+
+    :func:`fit` reads the loss every ``log_every`` steps and at the end of each
+    epoch; training stops at the first of those readings that is not finite (the
+    steps in between have run, asynchronously). ``fit(..., terminate_on_nan=True)``
+    adds this callback. The trainer's state is the one of the last step (it may hold
+    NaN values); keep a :class:`ModelCheckpoint` to go back to a good one.
+
+    Examples:
+        >>> stopper = TerminateOnNaN()
+        >>> stopper.stopped_step is None
+        True
+    """
+
+    def __init__(self, monitor: str = "loss"):
+        self.monitor = monitor
+        self.stopped_step: int | None = None
+
+    def on_train_begin(self, trainer: Trainer) -> None:
+        self.stopped_step = None
+
+    def _check(self, step: int, logs: Mapping[str, float], trainer: Trainer) -> None:
+        value = logs.get(self.monitor)
+        if value is not None and not math.isfinite(value) and self.stopped_step is None:
+            self.stopped_step = step
+            trainer.stop_training = True
+
+    def on_batch_end(self, step: int, logs: dict[str, float], trainer: Trainer) -> None:
+        self._check(step, logs, trainer)
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float], trainer: Trainer) -> None:
+        self._check(int(trainer.state.step), logs, trainer)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import os
+import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,7 @@ from tqdm import tqdm
 
 from jaxembed._checks import positive_int
 from jaxembed.checkpoint import restore_checkpoint, save_checkpoint
-from jaxembed.train._callbacks import Callback, History
+from jaxembed.train._callbacks import Callback, History, TerminateOnNaN
 from jaxembed.train._state import LossFn, Metrics, UpdateFn, _copy_tree
 from jaxembed.train._step import dense_update, init_train_state, make_eval_step, make_train_step
 
@@ -89,12 +91,19 @@ class Trainer:
         self._eval_step = jax.jit(evaluate)
 
     def train_step(self, batch: Any) -> Metrics:
-        """One optimizer step on ``batch``; returns the metrics as device arrays (no host sync)."""
+        """One optimizer step on ``batch``; returns the metrics as device arrays (no host sync).
+
+        Integer arrays of ``batch`` still on the host (NumPy) are checked first: JAX
+        (without ``jax_enable_x64``) cuts int64 to int32, so an id of 2**32 + 5 would reach
+        the step as 5 and train another row. Such values raise ``ValueError`` here.
+        """
+        _check_host_integers(batch)
         self.state, metrics = self._train_step(self.state, batch)
         return metrics
 
     def eval_step(self, batch: Any) -> Metrics:
-        """The eval metrics of the current state on ``batch`` (device arrays)."""
+        """The eval metrics of the current state on ``batch`` (device arrays); see :meth:`train_step`."""
+        _check_host_integers(batch)
         return self._eval_step(self.state, batch)
 
     def sync_model(self) -> nnx.Module:
@@ -120,6 +129,32 @@ class Trainer:
         return fit(self, data, **kwargs)
 
 
+_INT32 = np.iinfo(np.int32)
+
+
+def _check_host_integers(batch: Any) -> None:
+    """Refuses host integers that ``jax.jit`` would silently wrap to int32 (ids >= 2**31)."""
+    if jax.config.jax_enable_x64:
+        return
+    for path, leaf in jax.tree_util.tree_flatten_with_path(batch)[0]:
+        if (
+            isinstance(leaf, (np.ndarray, np.generic))
+            and leaf.dtype.kind in "iu"
+            and leaf.dtype.itemsize >= 4
+        ):
+            if leaf.dtype in (np.int32, np.uint8, np.int8, np.int16, np.uint16) or leaf.size == 0:
+                continue
+            low, high = leaf.min(), leaf.max()
+            if low < _INT32.min or high > _INT32.max:
+                bad = high if high > _INT32.max else low
+                where = jax.tree_util.keystr(path) or "the top"
+                raise ValueError(
+                    f"The batch's {leaf.dtype} array at {where} holds {int(bad)}, outside int32 "
+                    f"[{_INT32.min}, {_INT32.max}]: JAX would cut it to int32 and the step would use "
+                    "another value (another row, for ids). Use ids below 2**31 (input_dim <= 2**31 - 1)."
+                )
+
+
 def _epoch_means(metrics: Sequence[Metrics]) -> dict[str, float]:
     host = jax.device_get(list(metrics))
     return {name: float(np.mean([m[name] for m in host])) for name in host[0]}
@@ -135,6 +170,7 @@ def fit(
     callbacks: Sequence[Callback] = (),
     progress: bool = True,
     log_every: int = 10,
+    terminate_on_nan: bool = False,
 ) -> History:
     """Trains ``trainer`` over ``epochs`` passes of ``data``; returns the :class:`History`.
 
@@ -147,6 +183,10 @@ def fit(
     the bar) and at the end of each epoch (for the history).
     At the end the trainer's state is written back into the model.
 
+    A loss that is NaN or infinite gives one ``RuntimeWarning`` per call (the
+    model's values are then probably NaN too); ``terminate_on_nan=True`` (or a
+    :class:`TerminateOnNaN` callback) stops training at the first such loss read.
+
     Args:
         trainer: the :class:`Trainer` to train.
         data: batches for ``trainer``'s ``loss_fn``.
@@ -155,7 +195,9 @@ def fit(
         validation_data: batches to evaluate after each epoch.
         callbacks: :class:`Callback` objects (e.g. :class:`EarlyStopping`).
         progress: show a tqdm progress bar with the live loss and metrics.
-        log_every: steps between progress-bar updates (each one syncs the host).
+        log_every: steps between progress-bar updates and ``on_batch_end`` calls
+            (each one syncs the host).
+        terminate_on_nan: stop at the first non-finite loss (adds :class:`TerminateOnNaN`).
 
     Returns:
         The :class:`History` of per-epoch metrics and per-step losses.
@@ -176,7 +218,17 @@ def fit(
     epochs = positive_int("epochs", epochs)
     log_every = positive_int("log_every", log_every)
     steps_per_epoch = positive_int("steps_per_epoch", steps_per_epoch, allow_none=True)
+    if not isinstance(terminate_on_nan, bool):
+        raise ValueError(
+            f"`terminate_on_nan` must be a bool. Received: terminate_on_nan={terminate_on_nan!r}."
+        )
+    callbacks = list(callbacks)
+    if terminate_on_nan and not any(isinstance(c, TerminateOnNaN) for c in callbacks):
+        callbacks.append(TerminateOnNaN())
+    # Read the loss every log_every steps only when something shows or uses it.
+    per_batch = [c for c in callbacks if type(c).on_batch_end is not Callback.on_batch_end]
     history = History()
+    warned = False
     trainer.stop_training = False
     for callback in callbacks:
         callback.on_train_begin(trainer)
@@ -190,15 +242,26 @@ def fit(
                 break
             step_metrics.append(trainer.train_step(batch))
             bar.update(1)
-            if progress and len(step_metrics) % log_every == 0:
-                bar.set_postfix({k: f"{float(v):.4g}" for k, v in step_metrics[-1].items()})
+            if (progress or per_batch) and len(step_metrics) % log_every == 0:
+                latest = {k: float(v) for k, v in jax.device_get(step_metrics[-1]).items()}
+                if progress:
+                    bar.set_postfix({k: f"{v:.4g}" for k, v in latest.items()})
+                warned = _warn_if_not_finite(latest["loss"], int(trainer.state.step), warned)
+                for callback in per_batch:
+                    callback.on_batch_end(int(trainer.state.step), latest, trainer)
+                if trainer.stop_training:
+                    break
         if not step_metrics:
             bar.close()
             raise ValueError(
                 f"Epoch {epoch} got no batches from `data`. Pass a re-iterable (a list, a Batches), "
                 "not a one-shot iterator or generator."
             )
-        history.step_losses.extend(float(loss) for loss in jax.device_get([m["loss"] for m in step_metrics]))
+        losses = [float(loss) for loss in jax.device_get([m["loss"] for m in step_metrics])]
+        first_step = int(trainer.state.step) - len(losses) + 1
+        for offset, loss in enumerate(losses):
+            warned = _warn_if_not_finite(loss, first_step + offset, warned)
+        history.step_losses.extend(losses)
         logs = _epoch_means(step_metrics)
         if validation_data is not None:
             eval_metrics = [trainer.eval_step(batch) for batch in validation_data]
@@ -219,6 +282,20 @@ def fit(
         callback.on_train_end(trainer)
     trainer.sync_model()
     return history
+
+
+def _warn_if_not_finite(loss: float, step: int, warned: bool) -> bool:
+    """Warns (once per fit) about a non-finite loss; returns whether a warning has been given."""
+    if warned or math.isfinite(loss):
+        return warned
+    warnings.warn(
+        f"fit: the loss is {loss} at step {step}; the model's parameters are probably not finite "
+        "any more. Lower the learning rate or clip gradients; pass terminate_on_nan=True (or a "
+        "TerminateOnNaN callback) to stop at the first such loss.",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+    return True
 
 
 def _length_or_none(data: Iterable[Any]) -> int | None:

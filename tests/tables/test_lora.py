@@ -77,7 +77,9 @@ def test_errors_match_keras():
     for bad in (0, -1, 1.5, True, "2"):
         with pytest.raises(ValueError, match=r"`rank` must be a positive integer. Received: rank="):
             jaxembed.Embedding(3, 2, rngs=0).enable_lora(bad)
-    with pytest.raises(ValueError, match=r"`lora_alpha` must be a positive number. Received: lora_alpha=0"):
+    with pytest.raises(
+        ValueError, match=r"`lora_alpha` must be a positive finite number. Received: lora_alpha=0\."
+    ):
         jaxembed.Embedding(3, 2, rngs=0).enable_lora(2, lora_alpha=0)
     with pytest.raises(ValueError, match="Unknown initializer"):
         jaxembed.Embedding(3, 2, rngs=0).enable_lora(2, a_initializer="nope")

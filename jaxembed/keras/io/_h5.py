@@ -8,6 +8,7 @@ import io
 import json
 import os
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -35,6 +36,72 @@ class _KerasFile:
     config: dict[str, Any] | None  # config.json of a .keras archive
 
 
+def _check_member_names(path: str, names: list[str]) -> None:
+    """Refuses archive members whose names are absolute or climb out with ``..`` (Keras warns, skips)."""
+    for name in names:
+        parts = name.replace("\\", "/").split("/")
+        if name.startswith(("/", "\\")) or ".." in parts or (len(name) > 1 and name[1] == ":"):
+            raise KerasFileError(
+                f"{path!r} is not a safe .keras archive: its member {name!r} has an absolute path or "
+                "'..' (a .keras archive holds only config.json, metadata.json and model.weights.h5)."
+            )
+
+
+def _check_hdf5(h5: h5py.File, path: str) -> None:
+    """Refuses anything in an HDF5 file that would make reading it touch another file.
+
+    Every link is inspected without being followed: external links and soft links are
+    refused (Keras writes neither), and so are datasets whose data lives in external
+    files or that are virtual (mapped from other files). This runs before any data is read.
+    """
+    seen: set[int] = set()
+
+    def walk(group: h5py.Group) -> None:
+        for name in group:
+            where = f"{group.name.rstrip('/')}/{name}"
+            link = group.get(name, getlink=True)
+            if isinstance(link, h5py.ExternalLink):
+                raise KerasFileError(
+                    f"{path!r} has an external link at {where!r} to {link.filename!r}:{link.path!r}; "
+                    "Keras weights files hold no links, and following it would read another file."
+                )
+            if isinstance(link, h5py.SoftLink):
+                raise KerasFileError(
+                    f"{path!r} has a soft link at {where!r} to {link.path!r}; "
+                    "Keras weights files hold no links."
+                )
+            item = group[name]
+            if hash(item.id) in seen:
+                continue
+            seen.add(hash(item.id))
+            if isinstance(item, h5py.Group):
+                walk(item)
+            elif isinstance(item, h5py.Dataset):
+                if item.external:
+                    files = sorted(
+                        {
+                            entry[0] if isinstance(entry[0], str) else entry[0].decode()
+                            for entry in item.external
+                        }
+                    )
+                    raise KerasFileError(
+                        f"{path!r}: the dataset {where!r} keeps its data in external files {files}; "
+                        "a weights file must hold its own data."
+                    )
+                if item.is_virtual:
+                    raise KerasFileError(
+                        f"{path!r}: the dataset {where!r} is a virtual dataset mapped from other files; "
+                        "a weights file must hold its own data."
+                    )
+
+    try:
+        walk(h5)
+    except KerasFileError:
+        raise
+    except (OSError, RuntimeError, KeyError, ValueError) as error:
+        raise KerasFileError(f"{path!r}: the HDF5 file is damaged or truncated: {error}.") from None
+
+
 @contextlib.contextmanager
 def _open(path: str | os.PathLike) -> Iterator[_KerasFile]:
     path = os.fspath(path)
@@ -45,6 +112,7 @@ def _open(path: str | os.PathLike) -> Iterator[_KerasFile]:
         try:
             with zipfile.ZipFile(path) as archive:
                 names = archive.namelist()
+                _check_member_names(path, names)
                 if _WEIGHTS_IN_ARCHIVE not in names:
                     raise KerasFileError(
                         f"{path!r} is a zip archive but not a .keras file: it has no {_WEIGHTS_IN_ARCHIVE!r} "
@@ -52,9 +120,27 @@ def _open(path: str | os.PathLike) -> Iterator[_KerasFile]:
                     )
                 if "config.json" in names:
                     config = json.loads(archive.read("config.json"))
+                    if not isinstance(config, dict):
+                        raise KerasFileError(
+                            f"{path!r}: its config.json holds a JSON {type(config).__name__}; "
+                            "a Keras model config is a JSON object."
+                        )
                 payload = io.BytesIO(archive.read(_WEIGHTS_IN_ARCHIVE))
-        except (zipfile.BadZipFile, EOFError, json.JSONDecodeError) as error:
-            raise KerasFileError(f"{path!r} is a damaged .keras archive: {error}.") from error
+        except KerasFileError:
+            raise
+        except (
+            zipfile.BadZipFile,
+            zipfile.LargeZipFile,
+            EOFError,
+            OSError,
+            zlib.error,
+            NotImplementedError,  # an unsupported compression method
+            RuntimeError,  # an encrypted member
+            ValueError,  # config.json that is not JSON or not UTF-8
+        ) as error:
+            raise KerasFileError(
+                f"{path!r} is a damaged .keras archive ({type(error).__name__}: {error})."
+            ) from None
         source: Any = payload
     else:
         source = path
@@ -64,14 +150,24 @@ def _open(path: str | os.PathLike) -> Iterator[_KerasFile]:
         raise KerasFileError(
             f"{path!r} is not a Keras weights file (.keras archive or .weights.h5 HDF5 file); "
             f"it may be truncated or of another format: {error}."
-        ) from error
+        ) from None
     try:
+        _check_hdf5(h5, path)
         yield _KerasFile(h5, config)
+    except KerasFileError as error:
+        if path in str(error):
+            raise
+        raise KerasFileError(f"{path!r}: {error}") from None  # a damaged dataset found while reading
     finally:
         h5.close()
 
 
 def _read_dataset(dataset: h5py.Dataset) -> np.ndarray:
+    # _open has refused external and virtual storage; this guards any other caller too.
+    if dataset.external or dataset.is_virtual:
+        raise KerasFileError(f"The dataset {dataset.name!r} keeps its data outside the file.")
+    # A Fletcher-32 checksum (jaxembed writes one on every non-scalar dataset) is checked by
+    # HDF5 on this read; a mismatch is an OSError, which the callers turn into KerasFileError.
     if dataset.attrs.get("dtype") == "bfloat16":
         return np.asarray(dataset[()]).view(jnp.bfloat16)
     return np.asarray(dataset[()])
@@ -103,11 +199,15 @@ def _arrays(group: h5py.Group) -> list[np.ndarray]:
 
 
 def _write_dataset(group: h5py.Group, key: str, array: np.ndarray) -> None:
+    # Fletcher-32 (HDF5's checksum filter, which Keras's h5py reads transparently) on every
+    # dataset that can be chunked: a flipped bit in the data is an error on read, not a
+    # different table. Scalars and empty arrays cannot carry a filter.
+    checksum = {"fletcher32": True} if array.ndim and array.size else {}
     if array.dtype == jnp.bfloat16:
-        dataset = group.create_dataset(key, data=array.view(np.dtype("V2")))
+        dataset = group.create_dataset(key, data=array.view(np.dtype("V2")), **checksum)
         dataset.attrs["dtype"] = "bfloat16"
     else:
-        group.create_dataset(key, data=array)
+        group.create_dataset(key, data=array, **checksum)
 
 
 def _atomic_write(path: str, write: Callable[[str], None]) -> None:
@@ -117,7 +217,8 @@ def _atomic_write(path: str, write: Callable[[str], None]) -> None:
 
 
 def _write_weights(target: str | io.BytesIO, model_name: str, entries: list[tuple[str, str, list]]) -> None:
-    with h5py.File(target, "w") as h5:
+    # The HDF5 1.10 file format checksums its metadata (object headers, B-trees) too.
+    with h5py.File(target, "w", libver=("v110", "latest")) as h5:
         h5.create_group("vars").attrs["name"] = model_name
         for layer_path, layer_name, arrays in entries:
             group = h5.create_group(f"{layer_path}/vars")
