@@ -90,12 +90,19 @@ def test_save_and_load_round_trip_atomically(tmp_path):
 
 
 def test_callable_standardize():
-    vectorizer = TextVectorizer(standardize=lambda text: text.upper(), vocabulary=["HI"])
-    assert vectorizer(["hi Hi ho"]).tolist() == [[2, 2, 1]]
-    with pytest.raises(ValueError, match="callable `standardize` cannot be saved"):
+    # As Keras off TensorFlow: the callable gets the batch as a NumPy str array.
+    seen = []
+    vectorizer = TextVectorizer(
+        standardize=lambda texts: seen.append(texts) or np.char.upper(texts), vocabulary=["HI"]
+    )
+    assert vectorizer(["hi Hi ho", "ho"]).tolist() == [[2, 2, 1], [1, 0, 0]]
+    assert [(type(texts), texts.dtype.kind, texts.shape) for texts in seen] == [(np.ndarray, "U", (2,))]
+    with pytest.raises(ValueError, match="callable `standardize` or `split` cannot be saved"):
         vectorizer.save("unused.json")
-    with pytest.raises(TypeError, match="must return a str"):
-        TextVectorizer(standardize=lambda text: 3).tokenize("x")
+    with pytest.raises(TypeError, match="must return one entry per text"):
+        TextVectorizer(standardize=lambda texts: 3).tokenize("x")
+    with pytest.raises(TypeError, match="must return str entries"):
+        TextVectorizer(standardize=lambda texts: [3]).tokenize("x")
 
 
 @pytest.mark.parametrize(

@@ -343,14 +343,34 @@ class IndexLookup:
                 for document in batch.tolist():
                     document_counts.update(set(document))
                 documents += batch.shape[0]
-        for special in (self.mask_token, self.oov_token):
-            if special is not None:
-                counts.pop(special, None)
-        if not counts:
+        if not self.learn(counts, document_counts, documents):
             raise ValueError(
                 f"`adapt` found no tokens to learn a vocabulary from (received empty data, or only the mask "
                 f"and OOV tokens). Received: data={_checks.described(data)}."
             )
+
+    def learn(
+        self, counts: collections.Counter[Any], document_counts: collections.Counter[Any], documents: int
+    ) -> bool:
+        """The second half of :meth:`adapt`: the vocabulary (and IDF weights) from token counts.
+
+        ``counts`` (changed in place: the special tokens are removed) holds each token's count,
+        ``document_counts`` the number of documents it occurs in, out of ``documents`` (both used
+        only in ``"tf_idf"``). Returns ``False``, setting nothing, when no token is left. For callers
+        that count tokens themselves (``TextVectorizer``); ordering and IDF rules stay here.
+
+        Examples:
+            >>> layer = jaxembed.StringLookup()
+            >>> layer.learn(collections.Counter(["b", "a", "b"]), collections.Counter(), 0)
+            True
+            >>> layer.get_vocabulary()
+            ['[UNK]', 'b', 'a']
+        """
+        for special in (self.mask_token, self.oov_token):
+            if special is not None:
+                counts.pop(special, None)
+        if not counts:
+            return False
         ordered = sorted(counts.items(), key=lambda item: (item[1], item[0]), reverse=True)
         if self.max_tokens:
             ordered = ordered[: self.max_tokens - self._token_start_index()]
@@ -363,6 +383,7 @@ class IndexLookup:
             idf = np.concatenate([np.full(self._token_start_index(), weights.mean(), np.float32), weights])
             idf = self._pad_idf(idf)
         self._set(words, idf)
+        return True
 
     # ------------------------------------------------------------------ call
     def _depth(self) -> int:

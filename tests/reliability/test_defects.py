@@ -267,8 +267,12 @@ def test_defect_10_a_saved_vectorizer_cannot_make_load_read_another_file(tmp_pat
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"config_output_mode": "multi_hot"}, r"config key 'output_mode' is 'multi_hot'"),
-        ({"config_split": "character"}, r"config key 'split' is 'character'"),
+        ({"config_output_mode": "bag"}, r"config key 'output_mode' is 'bag'"),
+        ({"config_split": "comma"}, r"config key 'split' is 'comma'"),
+        ({"config_sparse": "yes"}, r"config key 'sparse' is 'yes'; expected true or false"),
+        ({"config_ngrams": "2"}, r"config key 'ngrams' is '2'"),
+        ({"config_ngrams": 0}, r"`ngrams` must be None"),
+        ({"config_ragged": True}, r"ragged=True"),
         ({"config_standardize": "upper"}, r"config key 'standardize' is 'upper'"),
         ({"config_max_tokens": "7"}, r"config key 'max_tokens' is '7'"),
         ({"vocabulary": None}, r"its keys are \['config', 'format', 'sha256', 'version'\]"),
