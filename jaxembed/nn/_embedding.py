@@ -367,7 +367,8 @@ class Embedding(nnx.Module):
         for name, value in zip(names, weights):
             if np.iscomplexobj(value):
                 raise ValueError(
-                    f"`set_weights`: {name} must be real numbers. Received dtype {np.asarray(value).dtype}."
+                    f"`weights` must be real numbers: `set_weights` received {name} of dtype "
+                    f"{np.asarray(value).dtype}."
                 )
         start = 0
         chunks = []
