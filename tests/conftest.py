@@ -67,3 +67,37 @@ def pytest_runtest_makereport(item, call):
         report.longrepr = (
             f"JAXEMBED_REQUIRE_COMPARISONS=1 but a comparison test was skipped: {report.longrepr}"
         )
+
+
+# The fast loop (`pytest -m "not slow and not site and not lint"`) keeps the unit tests and
+# doctests. These modules run real Keras, TensorFlow, PyTorch, gensim or FBGEMM as the oracle over
+# many cases (or save and reload real files): they are all `slow`, so they run in the full suite
+# and in CI, not in the edit-test loop.
+ORACLE_SUITES = (
+    "tests/keras_suite/",
+    "tests/keras/",
+    "tests/preprocessing/",
+    "tests/reliability/",
+    "tests/tables/test_quant.py",
+    "tests/test_pretrained.py",
+    "tests/test_text_modes.py",
+    "tests/test_text_model.py",
+    "tests/test_keras_equivalence.py",
+    "tests/test_datasets_real.py",
+    "tests/test_big_tables.py",
+    "tests/sparse/test_rowwise.py",
+    "tests/nn/test_reversible_embedding.py",
+    "tests/test_docs_how_embeddings_work.py",
+    "tests/test_docs_sparse_updates.py",
+    "tests/test_docs_keras.py",
+    "tests/test_docs_training.py",
+    "tests/test_docs_readme.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    root = config.rootpath
+    for item in items:
+        path = item.path.relative_to(root).as_posix() if item.path.is_relative_to(root) else ""
+        if path.startswith(ORACLE_SUITES):
+            item.add_marker(pytest.mark.slow)
