@@ -299,7 +299,8 @@ _MANIFEST_FORMAT = "jaxembed-orbax-manifest"
 def _array_digest(array: np.ndarray) -> str:
     """SHA-256 of an array's dtype, shape and C-order bytes."""
     digest = hashlib.sha256(f"{array.dtype.name}{tuple(array.shape)}".encode())
-    digest.update(np.ascontiguousarray(array).tobytes())
+    # The bytes as a flat uint8 view (no copy of a contiguous array, whatever its dtype).
+    digest.update(memoryview(np.ascontiguousarray(array).reshape(-1).view(np.uint8)))
     return digest.hexdigest()
 
 
