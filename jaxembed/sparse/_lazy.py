@@ -485,7 +485,8 @@ def lazy(
     def update(
         grad: RowSparseGrad, state: optax.OptState, table: jax.Array
     ) -> tuple[jax.Array, optax.OptState]:
-        with jax.named_scope("jaxembed_lazy_update"):
+        small = dense_fraction is not None and grad.ids.shape[0] >= dense_fraction * table.shape[0]
+        with jax.named_scope("jaxembed_lazy_update_small_table" if small else "jaxembed_lazy_update"):
             return apply_row_sparse(tx, grad, state, table, dense_fraction=dense_fraction, chunked=chunked)
 
     return LazyTransformation(tx.init, update)
