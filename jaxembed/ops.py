@@ -215,10 +215,12 @@ def one_hot_lookup(table: jax.Array, ids: jax.Array) -> jax.Array:
     """Computes ``one_hot(ids, input_dim) @ table`` at highest precision.
 
     A plain matmul would turn one non-finite entry into NaN for *every* id (``0 * inf``
-    is NaN). So the finite part of the table is multiplied, and a second, exact matmul
-    of a small code (0 finite, 1 ``+inf``, 2 ``-inf``, 3 NaN) puts the looked-up
-    non-finite entries back: the result equals :func:`take_lookup` bit for bit, for any
-    table. The gradient is the plain matmul's, ``one_hot.T @ cotangent``, as for ``take``.
+    is NaN). So a table is first checked on the device (``O(input_dim * output_dim)``, no
+    host round trip): an all-finite table takes the plain matmul; otherwise the finite part
+    of the table is multiplied, and a second, exact matmul of a small code (0 finite,
+    1 ``+inf``, 2 ``-inf``, 3 NaN) puts the looked-up non-finite entries back. Either way
+    the result equals :func:`take_lookup` bit for bit, for any table. The gradient is the
+    plain matmul's, ``one_hot.T @ cotangent``, as for ``take``.
 
     Args:
         table: ``(input_dim, output_dim)`` array.
@@ -246,9 +248,16 @@ def _matmul(one_hot: jax.Array, table: jax.Array) -> jax.Array:
 
 @jax.custom_jvp
 def _one_hot_matmul(one_hot: jax.Array, table: jax.Array) -> jax.Array:
-    finite = jnp.isfinite(table)
     if not jnp.issubdtype(table.dtype, jnp.inexact):
         return _matmul(one_hot, table)
+    # A finite table (the usual case) takes the plain matmul; checking costs O(input_dim * dim),
+    # against the matmul's O(ids.size * input_dim * dim). Under vmap both branches run.
+    return jax.lax.cond(jnp.isfinite(table).all(), _matmul, _non_finite_matmul, one_hot, table)
+
+
+def _non_finite_matmul(one_hot: jax.Array, table: jax.Array) -> jax.Array:
+    """``one_hot @ table`` for a table with inf or NaN entries: the finite part, then the code."""
+    finite = jnp.isfinite(table)
     code = jnp.where(finite, 0, jnp.where(jnp.isnan(table), 3, jnp.where(table > 0, 1, 2))).astype(
         table.dtype
     )

@@ -235,6 +235,22 @@ def test_defect_09_one_hot_lookup_equals_take_for_non_finite_tables():
     np.testing.assert_array_equal(np.asarray(grads[0]), np.asarray(grads[1]))
 
 
+def test_defect_09_one_hot_lookup_under_jit_and_vmap_mixes_finite_and_non_finite_tables():
+    # A finite table takes the plain matmul and a non-finite one the exact path (a lax.cond on
+    # the device); under vmap both run and each table of the batch gets its own answer.
+    finite = jnp.arange(12.0).reshape(6, 2)
+    broken = finite.at[3, 1].set(jnp.nan).at[5, 0].set(jnp.inf)
+    ids = jnp.array([[0, 3, 5], [1, 2, 4]])
+    for table in (finite, broken):
+        jitted = jax.jit(lambda t: ops.lookup(t, ids, method="one_hot"))(table)
+        np.testing.assert_array_equal(np.asarray(jitted), np.asarray(ops.lookup(table, ids)))
+    batch = jnp.stack([finite, broken])
+    mapped = jax.vmap(lambda t: ops.lookup(t, ids, method="one_hot"))(batch)
+    expected = jax.vmap(lambda t: ops.lookup(t, ids))(batch)
+    np.testing.assert_array_equal(np.asarray(mapped), np.asarray(expected))
+    assert np.isfinite(np.asarray(mapped[0])).all() and np.isnan(np.asarray(mapped[1, 0, 1, 1]))
+
+
 # ------------------------------------------------ 10: TextVectorizer.load
 def _saved(tmp_path: Path, **changes) -> Path:
     path = TextVectorizer(output_sequence_length=3, vocabulary=["hi"]).save(tmp_path / "v.json")
