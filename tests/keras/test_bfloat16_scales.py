@@ -124,3 +124,28 @@ def test_float32_tables_keep_float32_scales():
     layer = jaxembed.Embedding(30, 8, weights=_table(np.float32), dtype="bfloat16")
     layer.quantize("int8")
     assert layer.embeddings_scale.dtype == jnp.float32
+
+
+def test_lora_merged_save_keeps_the_16_bit_scale(tmp_path):
+    """Saving merges LoRA into a quantized table and requantizes it over the variable dtype: the
+    file's scale is bfloat16 like the layer's (Keras's variable), and Keras loads it."""
+    layer = jaxembed.Embedding(30, 8, weights=_table(jnp.bfloat16), dtype="bfloat16", param_dtype="bfloat16")
+    layer.quantize("int8")
+    layer.enable_lora(2, rngs=0)
+    path = tmp_path / "lora.weights.h5"
+    keras_io.save_weights(layer, path)
+    import h5py
+
+    with h5py.File(path) as h5:  # the stored scale itself: a 2-byte bfloat16 dataset
+        scale = h5["layers/embedding/vars/1"]
+        assert scale.attrs.get("dtype") == "bfloat16" and scale.dtype.itemsize == 2
+    loaded = keras_io.load_embedding(
+        path, config=layer.get_config() | {"lora_rank": None, "lora_alpha": None}
+    )
+    assert loaded.embeddings_scale.dtype == jnp.bfloat16
+    model = keras.Sequential(
+        [keras.Input((6,), dtype="int32"), keras.layers.Embedding.from_config(loaded.get_config())]
+    )
+    model.load_weights(path)
+    assert model.layers[-1].embeddings_scale.dtype == "bfloat16"
+    _assert_same_arrays(model.layers[-1].get_weights(), loaded.get_weights())
