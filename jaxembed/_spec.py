@@ -22,7 +22,7 @@ import dataclasses
 import inspect
 import operator
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import jax
 import jax.numpy as jnp
@@ -37,6 +37,13 @@ from jaxembed.tables._parts import DenseTable, LoRAPart, QuantizedTablePart
 __all__ = [
     "Argument",
     "ARGUMENTS",
+    "InitializerLike",
+    "RegularizerLike",
+    "ConstraintLike",
+    "DTypeLike",
+    "KerasObject",
+    "QuantizationConfigLike",
+    "TableSharding",
     "EmbeddingSpec",
     "Quantization",
     "parse_dtype",
@@ -140,24 +147,53 @@ class Argument:
         return self.default is _REQUIRED
 
 
+class KerasObject(Protocol):
+    """A live Keras object that serializes itself (a ``DTypePolicy``, a ``QuantizationConfig``):
+    Keras is optional, so such arguments are typed by what jaxembed calls on them."""
+
+    def get_config(self) -> dict[str, Any]:
+        """The object's Keras config."""
+        ...
+
+
+# The types of the Keras arguments (used in the constructors' signatures and the Linen fields).
+InitializerLike = str | Mapping[str, Any] | Callable[..., jax.typing.ArrayLike]
+"""A Keras initializer name (``"uniform"``, ``"HeNormal"``), its config dict, an initializer
+object, or a callable ``(key, shape, dtype) -> array``."""
+RegularizerLike = str | Mapping[str, Any] | Callable[[jax.Array], jax.typing.ArrayLike] | None
+"""A Keras regularizer name (``"l2"``), its config dict, a callable ``table -> penalty``, or ``None``."""
+ConstraintLike = str | Mapping[str, Any] | Callable[[jax.Array], jax.Array] | None
+"""A Keras constraint name (``"non_neg"``), its config dict, a callable ``table -> table``, or ``None``."""
+DTypeLike = str | type | np.dtype | Mapping[str, Any] | KerasObject | None
+"""A floating dtype or its name, a Keras policy name (``"mixed_bfloat16"``, ``"int8_from_float32"``),
+a ``keras.DTypePolicy`` (its config dict), or ``None`` (not said)."""
+
+TableSharding = (
+    jax.sharding.NamedSharding | jax.sharding.PartitionSpec | tuple[str | tuple[str, ...] | None, ...] | None
+)
+"""Where a table goes on a mesh: a ``NamedSharding``, or a ``PartitionSpec`` / mesh-axis names per
+table axis (the mesh from ``jax.set_mesh``), or ``None`` (see :mod:`jaxembed.sharding`)."""
+
 ARGUMENTS: tuple[Argument, ...] = (
     Argument("input_dim", _REQUIRED, "int"),
     Argument("output_dim", _REQUIRED, "int"),
-    Argument("embeddings_initializer", "uniform", "Any"),
-    Argument("embeddings_regularizer", None, "Any"),
-    Argument("embeddings_constraint", None, "Any"),
-    Argument("activity_regularizer", None, "Any"),
+    Argument("embeddings_initializer", "uniform", "InitializerLike"),
+    Argument("embeddings_regularizer", None, "RegularizerLike"),
+    Argument("embeddings_constraint", None, "ConstraintLike"),
+    Argument("activity_regularizer", None, "RegularizerLike"),
     Argument("mask_zero", False, "bool"),
     Argument("input_length", None, "int | Sequence[int | None] | None"),
     Argument("name", None, "str | None"),
     Argument("trainable", True, "bool"),
-    Argument("dtype", None, "Any"),
-    Argument("param_dtype", None, "Any"),
+    Argument("dtype", None, "DTypeLike"),
+    Argument("param_dtype", None, "DTypeLike"),
     Argument("lookup", "take", "ops.LookupMethod"),
     Argument("invalid_ids", "nan", "ops.InvalidIds"),
 )
-"""The 14 arguments of an Embedding, spelled out once: :meth:`EmbeddingSpec.create`, the NNX
-constructor's signature and the Linen module's fields all come from this tuple."""
+"""The 14 arguments of an Embedding, spelled out once: :meth:`EmbeddingSpec.create` reads its
+names and defaults, the Linen module's fields come from it, and a test checks that the NNX
+constructors' written-out signatures (:class:`jaxembed.Embedding`,
+:class:`jaxembed.ReversibleEmbedding`) have exactly these names, defaults and types."""
 KERAS_ARGUMENT_NAMES: tuple[str, ...] = tuple(a.name for a in ARGUMENTS)
 """The names in :data:`ARGUMENTS`, in order."""
 
@@ -178,25 +214,17 @@ def arguments_with_defaults(input_dim: Any, output_dim: Any, arguments: Mapping[
     return {"input_dim": input_dim, "output_dim": output_dim, **values}
 
 
-def with_keras_arguments(init: Callable) -> Callable:
-    """Gives ``init(self, input_dim, output_dim, *, ..., **arguments)`` the signature that names
-    the schema's arguments (what ``inspect.signature`` and ``help()`` show); ``**arguments`` is
-    checked by :meth:`EmbeddingSpec.create`.
+def keras_arguments(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The 12 keyword arguments of :data:`ARGUMENTS` (after the two sizes) picked from ``values``
+    (a constructor's ``locals()``), for :meth:`EmbeddingSpec.create`.
 
     Examples:
-        >>> @with_keras_arguments
-        ... def init(self, input_dim, output_dim, *, rngs=None, **arguments): ...
-        >>> list(inspect.signature(init).parameters)[3:6]
-        ['embeddings_initializer', 'embeddings_regularizer', 'embeddings_constraint']
+        >>> values = {a.name: a.default for a in ARGUMENTS} | {"mask_zero": True, "rngs": 0}
+        >>> picked = keras_arguments(values)
+        >>> len(picked), picked["mask_zero"], "rngs" in picked
+        (12, True, False)
     """
-    own = inspect.signature(init)
-    params = [p for p in own.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
-    keras = [
-        inspect.Parameter(a.name, inspect.Parameter.KEYWORD_ONLY, default=a.default, annotation=a.annotation)
-        for a in ARGUMENTS[2:]
-    ]
-    init.__signature__ = own.replace(parameters=params[:3] + keras + params[3:])
-    return init
+    return {a.name: values[a.name] for a in ARGUMENTS[2:]}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -281,6 +309,12 @@ class EmbeddingSpec:
     def quantization_value_range(self) -> tuple[int, int] | None:
         """A custom int8 ``AbsMaxQuantizer`` range (``None``: Keras's default, or not int8)."""
         return getattr(self.table, "value_range", None)
+
+    @property
+    def quantization_inputs(self) -> bool | None:
+        """Whether a quantized projection quantizes its inputs (Keras's activation quantizer);
+        ``None`` when not quantized."""
+        return getattr(self.table, "quantize_inputs", None)
 
     @property
     def lora_rank(self) -> int | None:
@@ -431,7 +465,7 @@ class EmbeddingSpec:
             mode, block_size = self.quantization_mode, self.quantization_block_size
             config["dtype"] = _quantized_policy(mode, block_size, config["dtype"])
             config["quantization_config"] = _quantization_config(
-                mode, block_size, self.quantization_value_range
+                mode, block_size, self.quantization_value_range, self.quantization_inputs
             )
         if self.lora_rank is not None:
             config["lora_rank"] = self.lora_rank
@@ -470,7 +504,7 @@ class EmbeddingSpec:
         quantization = _quantization_from_config(arguments.get("dtype"), arguments.get("quantization_config"))
         arguments["dtype"] = _source_policy(arguments.get("dtype"))
         if quantization is not None:
-            arguments["quantization_config"] = _quantization_config(*quantization)
+            arguments["quantization_config"] = quantization  # resolved (the policy is now the source's)
         if lora_and_quantization:
             extra = ("lora_rank", "lora_alpha", "quantization_config")
             return EmbeddingSpec._checked_arguments(arguments, extra=extra)
@@ -522,14 +556,29 @@ def _quantized_policy(mode: str, block_size: int | None, source: dict[str, Any])
     }
 
 
+_ACTIVATION_QUANTIZER = {
+    "module": "keras.quantizers",
+    "class_name": "AbsMaxQuantizer",
+    "config": {"value_range": [-127, 127], "epsilon": 1e-07, "output_dtype": "int8"},
+    "registered_name": None,
+}
+
+
 def _quantization_config(
-    mode: str, block_size: int | None, value_range: tuple[int, int] | None = None
-) -> dict[str, Any]:
+    mode: str,
+    block_size: int | None,
+    value_range: tuple[int, int] | None = None,
+    quantize_inputs: bool = True,
+) -> dict[str, Any] | None:
     """Keras's serialized ``Int8QuantizationConfig`` / ``Int4QuantizationConfig``.
 
     Per-channel int4 writes ``block_size: None``, as Keras does; a custom int8 value range
-    is written as the ``weight_quantizer`` Keras would write (an ``AbsMaxQuantizer``).
+    is written as the ``weight_quantizer`` Keras would write (an ``AbsMaxQuantizer``), and the
+    activation quantizer as Keras's default ``AbsMaxQuantizer`` or ``None`` (weight-only).
+    Grouped int4 that quantizes its inputs has no Keras config (Keras refuses one): it is
+    written as ``None``, which Keras reads with the dtype policy alone, as it wrote it.
     """
+    activation = dict(_ACTIVATION_QUANTIZER) if quantize_inputs else None
     if mode == "int8":
         weight_quantizer = None
         if value_range is not None:
@@ -544,24 +593,20 @@ def _quantization_config(
                 },
                 "registered_name": None,
             }
-        quantizer = {
-            "module": "keras.quantizers",
-            "class_name": "AbsMaxQuantizer",
-            "config": {"value_range": [-127, 127], "epsilon": 1e-07, "output_dtype": "int8"},
-            "registered_name": None,
-        }
         return {
             "module": "keras.quantizers",
             "class_name": "Int8QuantizationConfig",
-            "config": {"weight_quantizer": weight_quantizer, "activation_quantizer": quantizer},
+            "config": {"weight_quantizer": weight_quantizer, "activation_quantizer": activation},
             "registered_name": None,
         }
+    if quantize_inputs and block_size is not None:
+        return None
     return {
         "module": "keras.quantizers",
         "class_name": "Int4QuantizationConfig",
         "config": {
             "weight_quantizer": None,
-            "activation_quantizer": None,
+            "activation_quantizer": activation,
             "block_size": block_size,
         },
         "registered_name": None,
@@ -603,18 +648,26 @@ def _input_dim(value: Any) -> int:
 
 
 class Quantization(NamedTuple):
-    """A layer's quantization: the mode, the int4 block size and a custom int8 value range.
+    """A layer's quantization: the mode, the int4 block size, a custom int8 value range, and
+    whether the reverse projection quantizes its inputs.
 
     Attributes:
         mode: ``"int8"`` or ``"int4"``.
         block_size: int4 columns per group; ``None`` for one scale per row (and for int8).
         value_range: a custom int8 ``AbsMaxQuantizer`` range such as ``(-50, 50)``;
             ``None`` for Keras's default ``(-127, 127)`` (int4 has only its default ``(-8, 7)``).
+        quantize_inputs: Keras's activation quantizer: the inputs of a quantized projection
+            (:meth:`jaxembed.Embedding.attend`, ``ReversibleEmbedding(reverse=True)``) are
+            quantized per row to int8 (``True``, an ``AbsMaxQuantizer``) or stay float
+            (``False``, ``activation_quantizer=None``: weight-only). The default ``True`` is
+            Keras's for a layer without a quantization config (a quantized dtype policy alone);
+            ``Int8QuantizationConfig()`` says ``True`` and ``Int4QuantizationConfig()`` ``False``.
     """
 
     mode: str
     block_size: int | None
     value_range: tuple[int, int] | None = None
+    quantize_inputs: bool = True
 
 
 _KERAS_QUANTIZATION_CONFIGS = ("Int8QuantizationConfig", "Int4QuantizationConfig")
@@ -675,6 +728,39 @@ def _weight_quantizer_range(quantizer: Any, mode: str) -> tuple[int, int] | None
     return None if (low, high) == _DEFAULT_VALUE_RANGES["int8"] else (low, high)
 
 
+def _quantizes_inputs(quantizer: Any) -> bool:
+    """Whether an ``activation_quantizer`` quantizes the inputs (Keras's default ``AbsMaxQuantizer``),
+    or not (``None``: weight-only); any other quantizer is refused by name, never dropped."""
+    if quantizer is None:
+        return False
+    received = f"Received: activation_quantizer={quantizer!r}."
+    if not isinstance(quantizer, Mapping) or quantizer.get("class_name") != "AbsMaxQuantizer":
+        raise ValueError(
+            "The activation quantizers jaxembed applies are None (weight-only) and Keras's default "
+            f"AbsMaxQuantizer. {received}"
+        )
+    inner = quantizer.get("config") or {}
+    axis = inner.get("axis")
+    if axis is not None and list(axis if isinstance(axis, (list, tuple)) else [axis]) != [-1]:
+        raise ValueError(f"An activation AbsMaxQuantizer must quantize along axis -1 (per row). {received}")
+    value_range = inner.get("value_range", _DEFAULT_VALUE_RANGES["int8"])
+    epsilon = inner.get("epsilon", quant._EPSILON)
+    try:
+        default_range = tuple(_integer(v) for v in value_range) == _DEFAULT_VALUE_RANGES["int8"]
+    except (TypeError, ValueError):
+        default_range = False
+    if (
+        not default_range
+        or not np.isclose(float(epsilon), quant._EPSILON, rtol=1e-6, atol=0.0)
+        or inner.get("output_dtype", "int8") != "int8"
+    ):
+        raise ValueError(
+            "Only Keras's default activation AbsMaxQuantizer (value_range=(-127, 127), epsilon=1e-07, "
+            f"output_dtype='int8') is supported. {received}"
+        )
+    return True
+
+
 def _integer(value: Any) -> int:
     """``operator.index`` that also refuses bools (a value range of ``(False, True)`` is a mistake)."""
     if isinstance(value, (bool, np.bool_)):
@@ -699,10 +785,10 @@ def parse_quantization_config(value: Any) -> Quantization | None:
 
     Examples:
         >>> parse_quantization_config("int4")
-        Quantization(mode='int4', block_size=128, value_range=None)
+        Quantization(mode='int4', block_size=128, value_range=None, quantize_inputs=False)
         >>> per_channel = {"class_name": "Int4QuantizationConfig", "config": {"block_size": None}}
         >>> parse_quantization_config(per_channel)
-        Quantization(mode='int4', block_size=None, value_range=None)
+        Quantization(mode='int4', block_size=None, value_range=None, quantize_inputs=False)
     """
     value = _serialized(value)
     if value is None or isinstance(value, Quantization):
@@ -714,10 +800,11 @@ def parse_quantization_config(value: Any) -> Quantization | None:
             if block:
                 raise ValueError(f"int8 quantization takes no block size. Received: {value!r}.")
             return Quantization("int8", None)
+        # A mode name is Keras's quantize(mode): Int4QuantizationConfig() is weight-only.
         if block == "None":  # an older Keras spelling of per-channel int4 ("int4/None_from_float32")
-            return Quantization("int4", None)
+            return Quantization("int4", None, quantize_inputs=False)
         if not block:
-            return Quantization("int4", quant.DEFAULT_INT4_BLOCK_SIZE)
+            return Quantization("int4", quant.DEFAULT_INT4_BLOCK_SIZE, quantize_inputs=False)
         try:
             size = int(block)
         except ValueError:
@@ -725,7 +812,7 @@ def parse_quantization_config(value: Any) -> Quantization | None:
                 "`quantization_config` must be 'int8', 'int4' or 'int4/<block size>' with an integer block "
                 f"size (-1 for one scale per row). Received: quantization_config={value!r}."
             ) from None
-        return Quantization("int4", quant._check_block_size(size))
+        return Quantization("int4", quant._check_block_size(size), quantize_inputs=False)
     if isinstance(value, Mapping):
         name = value.get("class_name")
         inner = value.get("config") or {}
@@ -741,12 +828,23 @@ def parse_quantization_config(value: Any) -> Quantization | None:
         # Keras reads a missing block_size as per-channel (configs saved before it existed).
         block_size = quant._check_block_size(inner.get("block_size")) if mode == "int4" else None
         weight_quantizer = inner.get("weight_quantizer")
-        if mode == "int4" and block_size is not None and weight_quantizer is not None:
+        # Keras reads a missing activation_quantizer as None (weight-only).
+        activation_quantizer = _serialized(inner.get("activation_quantizer"))
+        if (
+            mode == "int4"
+            and block_size is not None
+            and (weight_quantizer, activation_quantizer) != (None, None)
+        ):
             raise ValueError(
                 "Int4 sub-channel quantization (block_size > 0) does not support custom quantizers, as in "
                 f"Keras: use block_size=None for per-channel int4. Received: block_size={block_size}."
             )
-        return Quantization(mode, block_size, _weight_quantizer_range(weight_quantizer, mode))
+        return Quantization(
+            mode,
+            block_size,
+            _weight_quantizer_range(weight_quantizer, mode),
+            _quantizes_inputs(activation_quantizer),
+        )
     raise ValueError(
         "`quantization_config` must be None, a mode name ('int8', 'int4') or a Keras quantization config. "
         f"Received: {value!r} (of type {type(value).__name__})."
@@ -762,9 +860,9 @@ def resolve_quantize_arguments(mode: str | None, block_size: int | None, config:
 
     Examples:
         >>> resolve_quantize_arguments("int4", None, None)
-        Quantization(mode='int4', block_size=None, value_range=None)
+        Quantization(mode='int4', block_size=None, value_range=None, quantize_inputs=False)
         >>> resolve_quantize_arguments(None, 128, {"class_name": "Int8QuantizationConfig", "config": {}})
-        Quantization(mode='int8', block_size=None, value_range=None)
+        Quantization(mode='int8', block_size=None, value_range=None, quantize_inputs=False)
     """
     from_config = parse_quantization_config(config)
     if mode is None:
@@ -789,7 +887,7 @@ def resolve_quantize_arguments(mode: str | None, block_size: int | None, config:
                 f"`block_size` applies to int4 only. Received: mode='int8', block_size={block_size!r}."
             )
         return Quantization("int8", None)
-    return Quantization("int4", quant._check_block_size(block_size))
+    return Quantization("int4", quant._check_block_size(block_size), quantize_inputs=False)
 
 
 def quantization_arguments(dtype: Any, quantization_config: Any) -> tuple[Any, Quantization | None]:
@@ -803,9 +901,14 @@ def quantization_arguments(dtype: Any, quantization_config: Any) -> tuple[Any, Q
     Examples:
         >>> dtype, quantization = quantization_arguments("int4_from_mixed_bfloat16", None)
         >>> dtype["config"]["name"], quantization
-        ('mixed_bfloat16', Quantization(mode='int4', block_size=None, value_range=None))
+        ('mixed_bfloat16', Quantization(mode='int4', block_size=None, value_range=None, quantize_inputs=True))
     """
     return _source_policy(dtype), _quantization_from_config(dtype, quantization_config)
+
+
+QuantizationConfigLike = str | Mapping[str, Any] | Quantization | KerasObject | None
+"""``"int8"``, ``"int4"``, ``"int4/<block size>"``, a Keras ``Int8QuantizationConfig`` /
+``Int4QuantizationConfig`` (the object or its serialized dict), a :class:`Quantization`, or ``None``."""
 
 
 class _ConfigError(TypeError, ValueError):
@@ -846,7 +949,9 @@ def _quantization_from_config(dtype: Any, quantization_config: Any) -> Quantizat
         return from_config
     if from_config is not None and from_config.mode == from_policy.mode:
         return from_config
-    return from_policy
+    # A policy without a config: Keras's build falls back to its default activation quantizer
+    # (AbsMaxQuantizer) for int8 and int4 alike.
+    return from_policy._replace(quantize_inputs=True)
 
 
 # ReversibleEmbedding's own arguments (Keras 3), shared by the NNX and Linen modules.

@@ -21,7 +21,16 @@ import jax
 import jax.numpy as jnp
 
 from jaxembed import _mesh, _spec, ops
-from jaxembed._spec import _REVERSE_ARGUMENTS, ARGUMENTS, EmbeddingSpec, _check_reverse_arguments
+from jaxembed._spec import (  # noqa: F401 - the names the schema's annotation strings use (fields' types)
+    _REVERSE_ARGUMENTS,
+    ARGUMENTS,
+    ConstraintLike,
+    DTypeLike,
+    EmbeddingSpec,
+    InitializerLike,
+    RegularizerLike,
+    _check_reverse_arguments,
+)
 
 __all__ = ["Embedding", "EmbeddingBag", "ReversibleEmbedding"]
 

@@ -18,7 +18,15 @@ import numpy as np
 from flax import nnx
 
 from jaxembed import _mesh, _spec, ops
-from jaxembed._spec import EmbeddingSpec, with_keras_arguments
+from jaxembed._spec import (
+    ConstraintLike,
+    DTypeLike,
+    EmbeddingSpec,
+    InitializerLike,
+    QuantizationConfigLike,
+    RegularizerLike,
+    TableSharding,
+)
 from jaxembed.nn import _capture
 from jaxembed.tables import _lora as lora_math
 from jaxembed.tables import _quant as quant
@@ -160,22 +168,60 @@ class Embedding(nnx.Module):
     lora_alpha = _FromSpec()
     quantization_mode = _FromSpec()
 
-    @with_keras_arguments
     def __init__(
         self,
         input_dim: int,
         output_dim: int,
         *,
-        weights: Any = None,
+        embeddings_initializer: InitializerLike = "uniform",
+        embeddings_regularizer: RegularizerLike = None,
+        embeddings_constraint: ConstraintLike = None,
+        activity_regularizer: RegularizerLike = None,
+        mask_zero: bool = False,
+        input_length: int | Sequence[int | None] | None = None,
+        name: str | None = None,
+        trainable: bool = True,
+        dtype: DTypeLike = None,
+        param_dtype: DTypeLike = None,
+        lookup: ops.LookupMethod = "take",
+        invalid_ids: ops.InvalidIds = "nan",
+        weights: jax.typing.ArrayLike | Sequence[jax.typing.ArrayLike] | None = None,
         lora_rank: int | None = None,
         lora_alpha: float | None = None,
-        quantization_config: Any = None,
-        embeddings_sharding: Any = None,
+        quantization_config: QuantizationConfigLike = None,
+        embeddings_sharding: TableSharding = None,
         rngs: nnx.Rngs | int | jax.Array | None = None,
-        **arguments: Any,
     ):
+        # The Keras arguments are the schema's (jaxembed._spec.ARGUMENTS; a test keeps them equal).
+        self._build(
+            input_dim,
+            output_dim,
+            _spec.keras_arguments(locals()),
+            weights=weights,
+            lora_rank=lora_rank,
+            lora_alpha=lora_alpha,
+            quantization_config=quantization_config,
+            embeddings_sharding=embeddings_sharding,
+            rngs=rngs,
+        )
+
+    def _build(
+        self,
+        input_dim: int,
+        output_dim: int,
+        arguments: dict[str, Any],
+        *,
+        weights: Any,
+        lora_rank: int | None,
+        lora_alpha: float | None,
+        quantization_config: QuantizationConfigLike,
+        embeddings_sharding: TableSharding,
+        rngs: nnx.Rngs | int | jax.Array | None,
+    ) -> None:
+        """The one construction path (every subclass's constructor ends here), in Keras's build
+        order: the table, :meth:`_build_extra_parts`, the quantized variables, then LoRA on top."""
         arguments["dtype"], quantization = _spec.quantization_arguments(
-            arguments.get("dtype"), quantization_config
+            arguments["dtype"], quantization_config
         )
         placement = _mesh.variable_metadata(embeddings_sharding)
         self.spec = EmbeddingSpec.create(input_dim, output_dim, **arguments)
@@ -184,11 +230,14 @@ class Embedding(nnx.Module):
         self._install(self.spec.table.create(table, trainable=self.spec.trainable, **placement))
         if self.spec.activity_regularizer is not None:
             self.activity_loss = ActivityLoss(jnp.zeros((), jnp.float32))
-        # Keras's build order: quantized variables first, then LoRA on top.
+        self._build_extra_parts(key)
         if quantization is not None:
             self.quantize(config=quantization)
         if lora_rank is not None:
             self.enable_lora(lora_rank, lora_alpha, rngs=jax.random.fold_in(key, 1))
+
+    def _build_extra_parts(self, key: jax.Array) -> None:
+        """Hook for a subclass's own parts, made after the table and before quantization."""
 
     # ------------------------------------------------------------------ parts
     @property
@@ -242,7 +291,8 @@ class Embedding(nnx.Module):
         """Logits ``query @ W.T`` ``(..., input_dim)`` against the table, as Flax's ``nnx.Embed.attend``.
 
         In ``dtype``; each part adds its share (a LoRA delta without forming ``A @ B``; a
-        quantized table as Keras's quantized reverse projection, ``query`` quantized to int8).
+        quantized table as Keras's quantized reverse projection, ``query`` quantized to int8 unless the
+        quantization config is weight-only).
         Use it to tie the output layer of a language model to its input embedding.
 
         Examples:
@@ -447,9 +497,13 @@ class Embedding(nnx.Module):
                 ``None``/``-1`` for one scale per row (Keras's
                 ``Int4QuantizationConfig(block_size=...)``).
             config: Keras's ``Int8QuantizationConfig`` / ``Int4QuantizationConfig``
-                (object or serialized dict): its block size and weight quantizer
-                (an int8 ``AbsMaxQuantizer`` with a custom ``value_range``) are
-                honoured, anything jaxembed cannot apply is refused.
+                (object or serialized dict): its block size, weight quantizer
+                (an int8 ``AbsMaxQuantizer`` with a custom ``value_range``) and
+                activation quantizer (Keras's default ``AbsMaxQuantizer``, or ``None``
+                for weight-only: :meth:`attend` then keeps its inputs float) are
+                honoured, anything jaxembed cannot apply is refused. Without a config,
+                int8 quantizes the inputs of :meth:`attend` and int4 does not, as
+                Keras's default configs.
 
         Raises:
             ValueError: for an unknown mode, a layer already quantized, or a config
@@ -474,14 +528,23 @@ class Embedding(nnx.Module):
                 f"dtype_policy='{self.get_config()['dtype']['config']['mode']}_from_"
                 f"{self.get_config()['dtype']['config']['source_name']}'. Received: mode={mode}"
             )
-        mode, block_size, value_range = _spec.resolve_quantize_arguments(mode, block_size, config)
+        mode, block_size, value_range, quantize_inputs = _spec.resolve_quantize_arguments(
+            mode, block_size, config
+        )
         if mode == "int8" and self.spec.dtype == jnp.float16:
             raise ValueError(
                 "Quantization mode='int8' doesn't work well with compute_dtype='float16'. Use a bfloat16 "
                 "or float32 compute dtype."
             )
         old = self.spec.table
-        part = QuantizedTablePart(mode, self.spec.output_dim, block_size, value_range)
+        part = QuantizedTablePart(
+            mode,
+            self.spec.output_dim,
+            block_size,
+            value_range,
+            quantize_inputs,
+            compute_dtype=jnp.dtype(self.spec.dtype).name,  # Keras dequantizes in the compute dtype
+        )
         variables = part.create(old.dense(self.part_variables(old)))
         for name in set(old.names) - set(part.names):
             delattr(self, name)

@@ -9,9 +9,19 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxembed import _spec
-from jaxembed._spec import _REVERSE_ARGUMENTS, EmbeddingSpec, _check_reverse_arguments, with_keras_arguments
-from jaxembed.nn._embedding import Embedding, _key_from
+from jaxembed import _spec, ops
+from jaxembed._spec import (
+    _REVERSE_ARGUMENTS,
+    ConstraintLike,
+    DTypeLike,
+    EmbeddingSpec,
+    InitializerLike,
+    QuantizationConfigLike,
+    RegularizerLike,
+    TableSharding,
+    _check_reverse_arguments,
+)
+from jaxembed.nn._embedding import Embedding
 from jaxembed.tables import _quant as quant
 from jaxembed.tables._parts import TablePart
 from jaxembed.tables._reverse import ReverseKernel
@@ -35,11 +45,16 @@ class ReversibleEmbedding(Embedding):
         reverse_dtype: dtype of the projection (``x`` and the kernel are cast to it; default: the
             layer's compute ``dtype``).
         logit_soft_cap: if set, logits become ``tanh(logits / cap) * cap``.
-        **kwargs: every keyword argument of :class:`Embedding` (initializers, regularizers,
-            ``mask_zero``, ``dtype``, LoRA, ``quantization_config``, sharding, ``rngs``, ...).
+
+    Every other argument is :class:`Embedding`'s, with the same name, default and meaning
+    (initializers, regularizers, ``mask_zero``, ``dtype``, LoRA, ``quantization_config``,
+    sharding, ``rngs``, ...); ``name`` defaults to ``"reversible_embedding"``, as in Keras.
 
     Quantization (:meth:`quantize`) quantizes the table and an untied kernel; the projection
-    then runs as Keras's quantized reverse call (``x`` quantized to int8 per row). LoRA
+    then runs as Keras's quantized reverse call: ``x`` quantized to int8 per row when the
+    config has an activation quantizer (``"int8"``'s default), float ``x`` against the int
+    kernel when it has none (``"int4"``'s default, or
+    ``Int8QuantizationConfig(activation_quantizer=None)``: weight-only int8). LoRA
     (:meth:`~Embedding.enable_lora`) adapts the table, so a tied projection sees it too.
 
     Row-sparse training: a tied table is used densely by the projection, so
@@ -57,40 +72,53 @@ class ReversibleEmbedding(Embedding):
         ((16, 100), (4, 100))
     """
 
-    @with_keras_arguments
     def __init__(
         self,
         input_dim: int,
         output_dim: int,
         *,
+        embeddings_initializer: InitializerLike = "uniform",
+        embeddings_regularizer: RegularizerLike = None,
+        embeddings_constraint: ConstraintLike = None,
+        activity_regularizer: RegularizerLike = None,
+        mask_zero: bool = False,
+        input_length: int | Sequence[int | None] | None = None,
+        name: str | None = None,
+        trainable: bool = True,
+        dtype: DTypeLike = None,
+        param_dtype: DTypeLike = None,
+        lookup: ops.LookupMethod = "take",
+        invalid_ids: ops.InvalidIds = "nan",
         tie_weights: bool = True,
-        reverse_dtype: Any = None,
+        reverse_dtype: DTypeLike = None,
         logit_soft_cap: float | None = None,
-        weights: Any = None,
+        weights: jax.typing.ArrayLike | Sequence[jax.typing.ArrayLike] | None = None,
         lora_rank: int | None = None,
         lora_alpha: float | None = None,
-        quantization_config: Any = None,
-        embeddings_sharding: Any = None,
+        quantization_config: QuantizationConfigLike = None,
+        embeddings_sharding: TableSharding = None,
         rngs: nnx.Rngs | int | jax.Array | None = None,
-        **arguments: Any,
     ):
         self.tie_weights, self.reverse_dtype, self.logit_soft_cap = _check_reverse_arguments(
             tie_weights, reverse_dtype, logit_soft_cap
         )
-        arguments["dtype"], quantization = _spec.quantization_arguments(
-            arguments.get("dtype"), quantization_config
-        )
-        key = _key_from(rngs)
-        if arguments.get("name") is None:
+        arguments = _spec.keras_arguments(locals())
+        if arguments["name"] is None:
             arguments["name"] = "reversible_embedding"  # Keras's automatic name for the class
-        super().__init__(
+        self._build(
             input_dim,
             output_dim,
+            arguments,
             weights=weights,
+            lora_rank=lora_rank,
+            lora_alpha=lora_alpha,
+            quantization_config=quantization_config,
             embeddings_sharding=embeddings_sharding,
-            rngs=key,
-            **arguments,
+            rngs=rngs,
         )
+
+    def _build_extra_parts(self, key: jax.Array) -> None:
+        """The untied ``reverse_embeddings`` ``(output_dim, input_dim)`` (the table's initializer)."""
         self.reverse_part: ReverseKernel | None = None
         if not self.tie_weights:
             part = ReverseKernel(self.spec.input_dim, self.spec.output_dim)
@@ -102,11 +130,6 @@ class ReversibleEmbedding(Embedding):
                 part.create(jnp.asarray(kernel, self.spec.param_dtype), trainable=self.spec.trainable)
             )
             self.reverse_part = part
-        # Keras's build order: quantized variables, then LoRA on top.
-        if quantization is not None:
-            self.quantize(config=quantization)
-        if lora_rank is not None:
-            self.enable_lora(lora_rank, lora_alpha, rngs=jax.random.fold_in(key, 1))
 
     # ----------------------------------------------------------------- calls
     def __call__(self, inputs: jax.typing.ArrayLike, reverse: bool = False) -> jax.Array:
@@ -196,8 +219,8 @@ class ReversibleEmbedding(Embedding):
         """
         super().quantize(mode, block_size=block_size, config=config)
         if self.reverse_part is not None:
-            old, table = self.reverse_part, self.spec.table
-            part = old.quantized(table.mode, table.block_size, getattr(table, "value_range", None))
+            old = self.reverse_part
+            part = old.quantized(self.spec.table)
             variables = part.create(old.dense(self.part_variables(old)))
             self._install(variables)
             self.reverse_part = part

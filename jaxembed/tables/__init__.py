@@ -22,7 +22,8 @@ The part API (every part; :class:`TablePart` is the protocol):
   of its parts' lookups, ``O(ids.size * output_dim)``.
 * ``project(variables, x, dtype=...)`` -- its share of the logits ``x @ W.T``
   ``(..., input_dim)`` (:meth:`jaxembed.Embedding.attend`, ``ReversibleEmbedding(reverse=True)``);
-  a quantized part computes them as Keras's quantized reverse call (``x`` quantized to int8).
+  a quantized part computes them as Keras's quantized reverse call (``x`` quantized to int8 when
+  the part's ``quantize_inputs``: Keras's activation quantizer).
 * ``dense(variables)`` -- the dense ``(input_dim, output_dim)`` equivalent (the float table, the
   dequantized table, LoRA's full delta ``(alpha / rank) A B``); ``O(input_dim)``, for export.
 * ``keras_weight_names()`` / ``keras_weights(variables)`` / ``set_keras_weights(variables, arrays)``

@@ -75,6 +75,37 @@ def _check_shapes(names: Sequence[str], variables: Variables, arrays: Sequence[A
             )
 
 
+def _read(variable: nnx.Variable) -> jax.Array:
+    """A variable's array, with gradients stopped unless it is a trained ``nnx.Param``."""
+    value = variable[...]
+    return value if isinstance(variable, nnx.Param) else jax.lax.stop_gradient(value)
+
+
+class _NamedArrays:
+    """What a part whose Keras weights are exactly its variables, in ``names`` order, shares:
+    the Keras weight list both ways (shapes checked) and its trained variables."""
+
+    names: tuple[str, ...]
+
+    def keras_weight_names(self) -> tuple[str, ...]:
+        """The names of :meth:`keras_weights`: the part's variables."""
+        return self.names
+
+    def keras_weights(self, variables: Variables) -> list[tuple[str, jax.Array]]:
+        """The stored arrays, ``(name, array)`` in ``names`` order."""
+        return [(name, variables[name][...]) for name in self.names]
+
+    def set_keras_weights(self, variables: Variables, arrays: Sequence[Any]) -> None:
+        """Assigns arrays laid out as :meth:`keras_weights` (shapes checked first)."""
+        _check_shapes(self.names, variables, arrays)
+        for name, value in zip(self.names, arrays):
+            variables[name][...] = jnp.asarray(value, variables[name].dtype)
+
+    def trainable_variables(self, variables: Variables) -> dict[str, nnx.Variable]:
+        """The variables that are trained ``nnx.Param`` objects."""
+        return {k: v for k, v in variables.items() if isinstance(v, nnx.Param)}
+
+
 class TablePart(Protocol):
     """What every part offers (see the :mod:`jaxembed.tables` docstring for each method)."""
 
@@ -153,11 +184,7 @@ class DenseTable:
         self, variables: Variables, ids: ops.CheckedIds, *, method: ops.LookupMethod = "take"
     ) -> jax.Array:
         """``table[ids]`` (gradients stopped when the table is frozen)."""
-        variable = variables["embeddings"]
-        table = variable[...]
-        if not isinstance(variable, nnx.Param):
-            table = jax.lax.stop_gradient(table)
-        return ops.gather(table, ids, method=method)
+        return ops.gather(_read(variables["embeddings"]), ids, method=method)
 
     def dense(self, variables: Variables) -> jax.Array:
         """The table itself."""
@@ -165,11 +192,7 @@ class DenseTable:
 
     def project(self, variables: Variables, x: jax.Array, *, dtype: jnp.dtype) -> jax.Array:
         """``x @ table.T`` in ``dtype``: logits ``(..., input_dim)`` (gradients stopped when frozen)."""
-        variable = variables["embeddings"]
-        table = variable[...]
-        if not isinstance(variable, nnx.Param):
-            table = jax.lax.stop_gradient(table)
-        return jnp.matmul(jnp.asarray(x, dtype), table.astype(dtype).T)
+        return jnp.matmul(jnp.asarray(x, dtype), _read(variables["embeddings"]).astype(dtype).T)
 
     def keras_weight_names(self) -> tuple[str, ...]:
         """``("embeddings",)``."""
@@ -195,7 +218,7 @@ class DenseTable:
 
     def trainable_variables(self, variables: Variables) -> dict[str, nnx.Variable]:
         """``{"embeddings": ...}`` when it is an ``nnx.Param``, else ``{}``."""
-        return {k: v for k, v in variables.items() if isinstance(v, nnx.Param)}
+        return _NamedArrays.trainable_variables(self, variables)
 
     def with_trainable(self, variables: Variables, trainable: bool) -> dict[str, nnx.Variable]:
         """The table as an ``nnx.Param`` or a :class:`FrozenParam` (sharding metadata kept)."""
@@ -226,6 +249,12 @@ class QuantizedTablePart:
         block_size: int4 columns per group, or ``None`` (one scale per row; always for int8).
         value_range: int8 only: a custom Keras ``AbsMaxQuantizer`` range such as ``(-50, 50)``
             (``None``: Keras's default ``(-127, 127)``).
+        quantize_inputs: whether :meth:`project` quantizes its inputs per row to int8 (Keras's
+            activation quantizer) or keeps them float (``activation_quantizer=None``,
+            weight-only); ``None`` gives the default of Keras's config for the mode (int8 yes,
+            int4 no).
+        compute_dtype: the dtype looked-up rows are dequantized in: the layer's compute dtype,
+            as Keras does (a bfloat16 layer divides bfloat16 values by bfloat16 scales).
 
     Examples:
         >>> part = QuantizedTablePart("int4", output_dim=3, block_size=2)
@@ -238,9 +267,15 @@ class QuantizedTablePart:
     output_dim: int
     block_size: int | None = None
     value_range: tuple[int, int] | None = None
+    quantize_inputs: bool | None = None
+    compute_dtype: str = "float32"
 
     row_sparse: ClassVar[bool] = False
     keras_trainable: ClassVar[bool] = False
+
+    def __post_init__(self) -> None:
+        if self.quantize_inputs is None:
+            object.__setattr__(self, "quantize_inputs", self.mode == "int8")
 
     @property
     def names(self) -> tuple[str, ...]:  # type: ignore[override]
@@ -264,13 +299,14 @@ class QuantizedTablePart:
     def lookup(
         self, variables: Variables, ids: ops.CheckedIds, *, method: ops.LookupMethod = "take"
     ) -> jax.Array:
-        """Dequantized rows of the ids only (``O(ids.size * output_dim)``)."""
+        """Dequantized rows of the ids only (``O(ids.size * output_dim)``), in ``compute_dtype``."""
         return quant._lookup_checked(
             self.stored(variables),
             ids,
             mode=self.mode,
             output_dim=self.output_dim,
             block_size=self.block_size,
+            dtype=jnp.dtype(self.compute_dtype),
         )
 
     def dense(self, variables: Variables) -> jax.Array:
@@ -281,7 +317,8 @@ class QuantizedTablePart:
 
     def project(self, variables: Variables, x: jax.Array, *, dtype: jnp.dtype) -> jax.Array:
         """Logits ``x @ W.T`` the way Keras 3's quantized reverse call computes them (``x``
-        quantized per row to int8, see :func:`jaxembed.tables.quantized_project`)."""
+        quantized per row to int8 when ``quantize_inputs``, see
+        :func:`jaxembed.tables.quantized_project`)."""
         return quant.project(
             self.stored(variables),
             x,
@@ -289,6 +326,7 @@ class QuantizedTablePart:
             output_dim=self.output_dim,
             block_size=self.block_size,
             dtype=dtype,
+            quantize_x=self.quantize_inputs,
         )
 
     def _g_idx(self) -> jax.Array:
@@ -338,7 +376,7 @@ class QuantizedTablePart:
 
 # ==================================================================== LoRA
 @dataclasses.dataclass(frozen=True)
-class LoRAPart:
+class LoRAPart(_NamedArrays):
     """The low-rank delta ``(alpha / rank) * A @ B`` on top of a table part: trainable float32
     ``lora_embeddings_a`` ``(input_dim, rank)`` and ``lora_embeddings_b`` ``(rank, output_dim)``.
 
@@ -374,11 +412,7 @@ class LoRAPart:
         return {"lora_embeddings_a": kind(a), "lora_embeddings_b": kind(b)}
 
     def _factors(self, variables: Variables) -> tuple[jax.Array, jax.Array]:
-        a, b = variables["lora_embeddings_a"], variables["lora_embeddings_b"]
-        a_value, b_value = a[...], b[...]
-        if not isinstance(a, nnx.Param):
-            a_value, b_value = jax.lax.stop_gradient(a_value), jax.lax.stop_gradient(b_value)
-        return a_value, b_value
+        return _read(variables["lora_embeddings_a"]), _read(variables["lora_embeddings_b"])
 
     def delta_rows(
         self, variables: Variables, ids: ops.CheckedIds, *, method: ops.LookupMethod = "take"
@@ -405,28 +439,10 @@ class LoRAPart:
         a, b = (variables[name][...] for name in self.names)
         return lora_math.delta(a, b, rank=self.rank, alpha=self.alpha)
 
-    def keras_weight_names(self) -> tuple[str, ...]:
-        """``("lora_embeddings_a", "lora_embeddings_b")``."""
-        return self.names
-
-    def keras_weights(self, variables: Variables) -> list[tuple[str, jax.Array]]:
-        """``[("lora_embeddings_a", A), ("lora_embeddings_b", B)]``."""
-        return [(name, variables[name][...]) for name in self.names]
-
-    def set_keras_weights(self, variables: Variables, arrays: Sequence[Any]) -> None:
-        """Assigns ``[A, B]`` (shapes checked)."""
-        _check_shapes(self.names, variables, arrays)
-        for name, value in zip(self.names, arrays):
-            variables[name][...] = jnp.asarray(value, variables[name].dtype)
-
     def zero(self, variables: Variables) -> None:
         """Sets ``A`` and ``B`` to zero (a loaded merged table, as Keras's load does)."""
         for name in self.names:
             variables[name][...] = jnp.zeros_like(variables[name][...])
-
-    def trainable_variables(self, variables: Variables) -> dict[str, nnx.Variable]:
-        """``A`` and ``B`` when trainable."""
-        return {k: v for k, v in variables.items() if isinstance(v, nnx.Param)}
 
     def with_trainable(self, variables: Variables, trainable: bool) -> dict[str, nnx.Variable]:
         """``A`` and ``B`` as ``nnx.Param`` or :class:`FrozenParam`."""

@@ -5,9 +5,10 @@ functions here produce and read exactly the same arrays (so a table quantized
 here equals Keras's bit for bit, and the arrays round-trip through
 ``.weights.h5`` files):
 
-* ``"int8"``: per-row abs-max. ``scale = 127 / (max|row| + eps)`` (float32,
-  shape ``(input_dim,)``), ``values = clip(round(row * scale), -127, 127)``
-  (int8, ``(input_dim, output_dim)``); a row is ``values / scale``.
+* ``"int8"``: per-row abs-max. ``scale = 127 / (max|row| + eps)`` (float32 -- or
+  the table's dtype for a bfloat16/float16 table -- shape ``(input_dim,)``),
+  ``values = clip(round(row * scale), -127, 127)`` (int8, ``(input_dim, output_dim)``);
+  a row is ``values / scale``.
 * ``"int4"`` per channel (``block_size=None`` or ``-1``): the same with the
   range ``[-8, 7]`` and ``scale = 7 / (max|row| + eps)``.
 * ``"int4"`` grouped (``block_size=128``, Keras's default): each row is cut
@@ -81,7 +82,8 @@ class QuantizedTable(NamedTuple):
         values: int8 ``(input_dim, output_dim)`` for int8; packed int8
             ``(input_dim, ceil(output_dim / 2))`` for int4.
         scale: float32 ``(input_dim,)`` (int8, per-channel int4) or
-            ``(input_dim, n_groups)`` (grouped int4).
+            ``(input_dim, n_groups)`` (grouped int4); bfloat16 / float16 for a table
+            of that dtype (Keras's scale variables have the layer's variable dtype).
         zero: int8 ``(input_dim, n_groups)`` zero points (grouped int4 only),
             else ``None``.
     """
@@ -186,11 +188,15 @@ def group_index(output_dim: int, block_size: int) -> jax.Array:
 
 
 # --------------------------------------------------------------- quantizing
+# The arithmetic below runs in the table's own float dtype with Python scalars, as Keras's NumPy
+# quantizers do (``to_numpy=True``): float32 for a float32 table; for a bfloat16 (or float16) table
+# every step rounds to 16 bits, and the scales come back in that dtype -- the dtype of Keras's scale
+# variables, which a layer creates in its variable dtype.
 def _abs_max(table: np.ndarray, value_range: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     low, high = value_range
-    scale = np.divide(high, np.max(np.abs(table), axis=-1) + np.float32(_EPSILON))
-    values = np.clip(np.round(table * scale[:, None]), low, high)
-    return values.astype(np.int8), scale.astype(np.float32)
+    scale = np.divide(high, np.add(np.max(np.abs(table), axis=-1), _EPSILON))
+    values = np.clip(np.round(np.multiply(table, scale[:, None])), low, high)
+    return values.astype(np.int8), scale.astype(table.dtype)
 
 
 def _grouped(table: np.ndarray, block_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -201,11 +207,20 @@ def _grouped(table: np.ndarray, block_size: int) -> tuple[np.ndarray, np.ndarray
     low, high = _INT4_RANGE
     minimum = np.min(groups, axis=-1, keepdims=True)  # padding zeros count, as in Keras
     maximum = np.max(groups, axis=-1, keepdims=True)
-    scale = np.divide((maximum - minimum) + np.float32(_EPSILON), np.float32(high - low))
+    scale = np.divide(np.subtract(maximum, minimum) + _EPSILON, high - low)
     zero = np.clip(np.round(np.divide(-minimum, scale)) + low, low, high)
     values = np.clip(np.round(np.divide(groups, scale)) + zero, low, high)
     values = values.reshape(input_dim, n_groups * block_size)[:, :output_dim]
-    return values.astype(np.int8), scale[..., 0].astype(np.float32), zero[..., 0].astype(np.int8)
+    return values.astype(np.int8), scale[..., 0].astype(table.dtype), zero[..., 0].astype(np.int8)
+
+
+_HALF_FLOATS = (np.dtype(jnp.bfloat16), np.dtype(np.float16))
+
+
+def _host_table(table: jax.typing.ArrayLike) -> np.ndarray:
+    """The table on the host in the dtype the quantization runs in (its own if 16-bit, else float32)."""
+    array = np.asarray(table)
+    return array if array.dtype in _HALF_FLOATS else array.astype(np.float32)
 
 
 def quantize(
@@ -218,8 +233,11 @@ def quantize(
     """Quantizes a float ``(input_dim, output_dim)`` table the way Keras 3 does.
 
     Args:
-        table: the float table (computed in float32 NumPy on the host, so not
-            under ``jit``; quantizing is a one-off conversion).
+        table: the float table (quantized with NumPy on the host, so not under
+            ``jit``; quantizing is a one-off conversion). A bfloat16 or float16
+            table is quantized in its own dtype and gets scales of that dtype, as
+            Keras's layers with such a variable dtype do; any other table is
+            quantized in float32.
         mode: ``"int8"`` or ``"int4"``.
         block_size: int4 only: columns per group (default 128), or ``None``/``-1``
             for one scale per row.
@@ -236,10 +254,10 @@ def quantize(
         ([[0, 4, -7]], True)
     """
     _check_mode(mode)
-    # Like Keras (``to_numpy=True``), the one-off quantization runs on the host in NumPy
-    # float32: XLA may turn a division into a multiplication by the reciprocal, which would
-    # move some scales by one ulp away from Keras's.
-    table = np.asarray(table, np.float32)
+    # Like Keras (``to_numpy=True``), the one-off quantization runs on the host in NumPy: XLA
+    # may turn a division into a multiplication by the reciprocal, which would move some scales
+    # by one ulp away from Keras's.
+    table = _host_table(table)
     if table.ndim != 2:
         raise ValueError(
             f"A table to quantize must be 2-D (input_dim, output_dim). Received shape {table.shape}."

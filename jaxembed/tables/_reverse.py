@@ -5,7 +5,8 @@ Keras 3's ``ReversibleEmbedding(tie_weights=False)`` keeps a second matrix
 Quantized, it is stored transposed with respect to the table: int8 values ``(output_dim,
 input_dim)`` with one scale per column ``(input_dim,)``; int4 packed two per byte along axis 0
 ``(ceil(output_dim / 2), input_dim)``; grouped int4 with scales and zero points of shape
-``(n_groups, input_dim)`` (Keras keeps these zero points as float32). Each layout is the
+``(n_groups, input_dim)`` (Keras keeps these zero points as floats, float32 or the layer's
+16-bit variable dtype, like the scales). Each layout is the
 transpose of the table layout of :mod:`jaxembed.tables._quant` applied to
 ``reverse_embeddings.T``, which is how this part computes it (bit-exact with Keras).
 """
@@ -13,8 +14,8 @@ transpose of the table layout of :mod:`jaxembed.tables._quant` applied to
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
-from typing import Any, ClassVar
+from collections.abc import Callable
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -22,13 +23,21 @@ import numpy as np
 from flax import nnx
 
 from jaxembed.tables import _quant as quant
-from jaxembed.tables._parts import QuantizedVariable, Variables, _check_shapes, _kind, _retyped
+from jaxembed.tables._parts import (
+    QuantizedTablePart,
+    QuantizedVariable,
+    Variables,
+    _kind,
+    _NamedArrays,
+    _read,
+    _retyped,
+)
 
 __all__ = ["ReverseKernel"]
 
 
 @dataclasses.dataclass(frozen=True)
-class ReverseKernel:
+class ReverseKernel(_NamedArrays):
     """The untied ``reverse_embeddings`` ``(output_dim, input_dim)``: float (trainable) or quantized.
 
     Attributes:
@@ -37,6 +46,8 @@ class ReverseKernel:
         mode: ``None`` (float), ``"int8"`` or ``"int4"``.
         block_size: int4 rows per group along ``output_dim``, or ``None`` (per column).
         value_range: int8 only: a custom abs-max range (as the table's, from a Keras config).
+        quantize_inputs: the projection quantizes ``x`` per row to int8 (Keras's activation
+            quantizer, the table's setting) or keeps it float (weight-only).
 
     Examples:
         >>> part = ReverseKernel(3, 2)
@@ -50,6 +61,7 @@ class ReverseKernel:
     mode: quant.QuantizationMode | None = None
     block_size: int | None = None
     value_range: tuple[int, int] | None = None
+    quantize_inputs: bool = False
 
     row_sparse: ClassVar[bool] = False
 
@@ -73,25 +85,26 @@ class ReverseKernel:
         if self.mode is None:
             return {"reverse_embeddings": _kind(trainable)(jnp.asarray(kernel))}
         stored = quant.quantize(
-            np.asarray(kernel, np.float32).T,
+            np.asarray(kernel).T,
             self.mode,
             block_size=self.block_size,
             value_range=self.value_range,
         )
         arrays = [stored.values.T, stored.scale if stored.scale.ndim == 1 else stored.scale.T]
         if stored.zero is not None:
-            arrays.append(stored.zero.T.astype(jnp.float32))  # Keras's float32 zero points
+            # Keras keeps these zero points as floats of the layer's variable dtype, as the scales.
+            arrays.append(stored.zero.T.astype(stored.scale.dtype))
         return {name: QuantizedVariable(a) for name, a in zip(self.names, arrays)}
 
-    def quantized(
-        self,
-        mode: quant.QuantizationMode,
-        block_size: int | None,
-        value_range: tuple[int, int] | None = None,
-    ) -> ReverseKernel:
-        """The same kernel's quantized part (for :meth:`jaxembed.ReversibleEmbedding.quantize`)."""
-        block_size = block_size if mode == "int4" else None
-        return dataclasses.replace(self, mode=mode, block_size=block_size, value_range=value_range)
+    def quantized(self, table: QuantizedTablePart) -> ReverseKernel:
+        """This kernel quantized as ``table`` is (for :meth:`jaxembed.ReversibleEmbedding.quantize`)."""
+        return dataclasses.replace(
+            self,
+            mode=table.mode,
+            block_size=table.block_size if table.mode == "int4" else None,
+            value_range=table.value_range,
+            quantize_inputs=bool(table.quantize_inputs),
+        )
 
     def _as_table(self, variables: Variables) -> quant.QuantizedTable:
         values = variables["reverse_embeddings"][...].T
@@ -114,11 +127,7 @@ class ReverseKernel:
     def project(self, variables: Variables, x: jax.Array, *, dtype: jnp.dtype) -> jax.Array:
         """Logits ``x @ reverse_embeddings`` ``(..., input_dim)`` (quantized: as Keras's reverse call)."""
         if self.mode is None:
-            variable = variables["reverse_embeddings"]
-            kernel = variable[...]
-            if not isinstance(variable, nnx.Param):
-                kernel = jax.lax.stop_gradient(kernel)
-            return jnp.matmul(jnp.asarray(x, dtype), kernel.astype(dtype))
+            return jnp.matmul(jnp.asarray(x, dtype), _read(variables["reverse_embeddings"]).astype(dtype))
         return quant.project(
             self._as_table(variables),
             x,
@@ -126,25 +135,8 @@ class ReverseKernel:
             output_dim=self.output_dim,
             block_size=self.block_size,
             dtype=dtype,
+            quantize_x=self.quantize_inputs,
         )
-
-    def keras_weight_names(self) -> tuple[str, ...]:
-        """The names of :meth:`keras_weights`."""
-        return self.names
-
-    def keras_weights(self, variables: Variables) -> list[tuple[str, jax.Array]]:
-        """The stored arrays in Keras's layout."""
-        return [(name, variables[name][...]) for name in self.names]
-
-    def set_keras_weights(self, variables: Variables, arrays: Sequence[Any]) -> None:
-        """Assigns arrays laid out as :meth:`keras_weights` (shapes checked)."""
-        _check_shapes(self.names, variables, arrays)
-        for name, value in zip(self.names, arrays):
-            variables[name][...] = jnp.asarray(value, variables[name].dtype)
-
-    def trainable_variables(self, variables: Variables) -> dict[str, nnx.Variable]:
-        """The float kernel when trainable."""
-        return {k: v for k, v in variables.items() if isinstance(v, nnx.Param)}
 
     def with_trainable(self, variables: Variables, trainable: bool) -> dict[str, nnx.Variable]:
         """The float kernel retyped; quantized arrays unchanged."""

@@ -48,33 +48,126 @@ def _mse(a, b):
 
 
 # ------------------------------------------------------------ test_reversible_embedding_quantize
-@pytest.mark.parametrize("case", ["int8", "int4"])
+# Keras's three cases: (mode, weight quantizer arguments, activation quantizer arguments or None).
+_QUANTIZE_CASES = {
+    "int8": ("int8", {"axis": -1}, {"axis": -1}),
+    "int4": ("int4", {"axis": -1, "value_range": (-8, 7), "output_dtype": "int8"}, {"axis": -1}),
+    "int8_weight_only": ("int8", {"axis": -1}, None),
+}
+
+
+def _keras_quantization_config(case):
+    mode, weight_args, activation_args = _QUANTIZE_CASES[case]
+    weight_quantizer = keras.quantizers.AbsMaxQuantizer(**weight_args)
+    activation_quantizer = (
+        None if activation_args is None else keras.quantizers.AbsMaxQuantizer(**activation_args)
+    )
+    if mode == "int8":
+        return keras.quantizers.Int8QuantizationConfig(
+            weight_quantizer=weight_quantizer, activation_quantizer=activation_quantizer
+        )
+    # Custom quantizers require per-channel int4 (block_size=None), in Keras and here.
+    return keras.quantizers.Int4QuantizationConfig(
+        weight_quantizer=weight_quantizer, activation_quantizer=activation_quantizer, block_size=None
+    )
+
+
+@pytest.mark.parametrize("case", list(_QUANTIZE_CASES))
 def test_reversible_embedding_quantize(case):
-    """Keras's default quantizers: int8 quantizes the inputs (abs-max per row), int4 (per channel)
-    is weight-only (``Int4QuantizationConfig``'s default activation quantizer is None). Keras's case
-    also names these quantizers explicitly; jaxembed's quantize() takes only the mode and block size."""
+    """Keras's config objects, passed to both layers: the weight quantizer (Keras's defaults named
+    explicitly) and the activation quantizer (``None``: weight-only, the inputs stay float) are
+    honoured; the reverse logits equal Keras's."""
+    mode, _, activation_args = _QUANTIZE_CASES[case]
     layer = ReversibleEmbedding(input_dim=10, output_dim=6, tie_weights=True, rngs=0)
     twin = _keras_twin(layer)
-    if case == "int8":
-        layer.quantize("int8")
-        twin.quantize("int8")
-    else:
-        layer.quantize("int4", block_size=None)
-        twin.quantize("int4", config=keras.quantizers.Int4QuantizationConfig(block_size=None))
+    layer.quantize(mode, config=_keras_quantization_config(case))
+    twin.quantize(mode, config=_keras_quantization_config(case))
+    # Keras: inputs_quantizer is an AbsMaxQuantizer, or None for weight-only
+    assert layer.spec.quantization_inputs is (activation_args is not None)
+    assert (twin.inputs_quantizer is None) is (activation_args is None)
     x = np.random.default_rng(0).random((2, 6)).astype("float32")
     y = layer(x, reverse=True)
     assert y.shape == (2, 10)
     for ours, theirs in zip(layer.get_weights(), twin.get_weights(), strict=True):
         np.testing.assert_array_equal(ours, np.asarray(theirs))
-    np.testing.assert_allclose(np.asarray(y), np.asarray(twin(x, reverse=True)), rtol=1e-5, atol=1e-6)
+    # float32 logits of 6-term products; the quantized-input path is an exact integer product
+    np.testing.assert_allclose(np.asarray(y), np.asarray(twin(x, reverse=True)), rtol=1e-6, atol=1e-6)
+    # the config says it both ways: our from_config and Keras's
+    config = layer.get_config()
+    written = config["quantization_config"]["config"]["activation_quantizer"]
+    assert (written is None) is (activation_args is None)
+    again = ReversibleEmbedding.from_config(config, rngs=1)
+    again.set_weights(layer.get_weights())
+    assert again.spec.quantization_inputs is layer.spec.quantization_inputs
+    np.testing.assert_array_equal(np.asarray(again(x, reverse=True)), np.asarray(y))
+    keras_again = keras.layers.ReversibleEmbedding.from_config(config)
+    keras_again.build()
+    keras_again.set_weights(layer.get_weights())
+    assert (keras_again.inputs_quantizer is None) is (activation_args is None)
+    np.testing.assert_allclose(np.asarray(keras_again(x, reverse=True)), np.asarray(y), rtol=1e-6, atol=1e-6)
 
 
-def test_reversible_embedding_quantize_int8_weight_only():
-    """Keras's ``Int8QuantizationConfig(activation_quantizer=None)`` (weight-only int8)."""
-    pytest.skip(
-        "not supported: jaxembed's reverse projection of an int8 table always quantizes its inputs "
-        "(Keras's default activation quantizer); activation_quantizer=None (weight-only) is not applied"
+def test_reversible_embedding_quantize_int8_weight_only_differs_from_quantized_inputs():
+    """Positive control: weight-only and input-quantized int8 logits are not the same numbers,
+    so the comparisons above would catch a layer that ignored ``activation_quantizer=None``."""
+    x = np.random.default_rng(0).random((2, 6)).astype("float32")
+    logits = []
+    for case in ("int8", "int8_weight_only"):
+        layer = ReversibleEmbedding(input_dim=10, output_dim=6, tie_weights=True, rngs=0)
+        layer.quantize("int8", config=_keras_quantization_config(case))
+        logits.append(np.asarray(layer(x, reverse=True)))
+    assert np.max(np.abs(logits[0] - logits[1])) > 1e-5
+
+
+@pytest.mark.parametrize("tie_weights", [True, False], ids=["tie_weights", "untie_weights"])
+def test_reversible_embedding_int8_weight_only_keras_archive(tie_weights, tmp_path):
+    """Weight-only int8 through ``.keras`` archives both ways: Keras's file read by jaxembed, and
+    jaxembed's file read by Keras; the reverse logits agree with the Keras layer's."""
+    from jaxembed.keras import io as keras_io
+    from jaxembed.nn import KerasSequential
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [keras.Input((3,), dtype="int32"), keras.layers.ReversibleEmbedding(12, 8, tie_weights=tie_weights)]
     )
+    # No explicit weight quantizer: Keras applies a config's weight quantizer to an untied
+    # reverse kernel too, and AbsMaxQuantizer(axis=-1) does not fit its (output_dim, input_dim)
+    # layout (Keras's own quantize fails on it); its default quantizes that kernel per column.
+    weight_only = keras.quantizers.Int8QuantizationConfig(activation_quantizer=None)
+    model.layers[-1].quantize("int8", config=weight_only)
+    path = tmp_path / "keras_written.keras"
+    model.save(path)
+    x = np.random.default_rng(1).normal(size=(5, 8)).astype("float32")
+    expected = np.asarray(model.layers[-1](x, reverse=True))
+
+    (ours,) = keras_io.load_model(path).layers
+    assert isinstance(ours, ReversibleEmbedding) and ours.spec.quantization_inputs is False
+    np.testing.assert_allclose(np.asarray(ours(x, reverse=True)), expected, rtol=1e-6, atol=1e-6)
+
+    written = tmp_path / "jaxembed_written.keras"
+    keras_io.save_model(KerasSequential([ours]), written, input_length=3)
+    loaded = keras.saving.load_model(written)
+    assert loaded.layers[-1].inputs_quantizer is None
+    np.testing.assert_allclose(np.asarray(loaded.layers[-1](x, reverse=True)), expected, rtol=1e-6, atol=1e-6)
+
+
+def test_reversible_embedding_int4_policy_without_config_quantizes_inputs():
+    """Keras's fallback: a quantized dtype policy with no quantization config builds the default
+    activation quantizer (AbsMax) for int4 too; jaxembed reads the config the same way."""
+    config = {"input_dim": 10, "output_dim": 8, "dtype": "int4_from_float32", "quantization_config": None}
+    layer = ReversibleEmbedding.from_config(config, rngs=0)
+    twin = keras.layers.ReversibleEmbedding.from_config(config)
+    twin.build()
+    twin.set_weights(layer.get_weights())
+    assert layer.spec.quantization_inputs is True and twin.inputs_quantizer is not None
+    x = np.random.default_rng(0).normal(size=(3, 8)).astype("float32")
+    np.testing.assert_allclose(
+        np.asarray(layer(x, reverse=True)), np.asarray(twin(x, reverse=True)), rtol=1e-6, atol=1e-6
+    )
+    # written back, Keras still builds an input quantizer
+    keras_again = keras.layers.ReversibleEmbedding.from_config(layer.get_config())
+    keras_again.build()
+    assert keras_again.inputs_quantizer is not None
 
 
 # ------------------------------------------------------------ test_reversible_embedding_basics
@@ -221,10 +314,8 @@ def test_quantize_dtype_argument(dtype, tie_weights, num_trainable_weights, num_
     twin.build()
     assert len(twin.non_trainable_weights) == num_non_trainable_weights
     twin.set_weights(layer.get_weights())
-    # Keras dequantizes in bfloat16; jaxembed in float32 and rounds once: within one bfloat16 step.
-    np.testing.assert_allclose(
-        np.asarray(out, np.float32), np.asarray(twin(ids), np.float32), rtol=2**-7, atol=2**-10
-    )
+    # Both dequantize in the compute dtype, bfloat16: the same numbers.
+    np.testing.assert_array_equal(np.asarray(out, np.float32), np.asarray(twin(ids), np.float32))
 
 
 # ------------------------------------------------- test_reversible_embedding_int8_custom_quantizer

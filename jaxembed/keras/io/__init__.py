@@ -24,7 +24,9 @@ This package reads those files with ``h5py``, ``zipfile`` and ``json`` only
 ``keras.Model.load_weights`` reads and ``.keras`` archives that
 ``keras.saving.load_model`` opens. :class:`jaxembed.nn.KerasSequential` is the small
 Flax NNX container a Sequential/Functional text model loads into; :func:`load_lookups` reads
-the ``StringLookup``/``IntegerLookup`` layers of an archive with their stored vocabularies.
+the ``StringLookup``/``IntegerLookup`` layers of an archive with their stored vocabularies (and its
+``Hashing``/``HashedCrossing``/``CategoryEncoding`` configs); :func:`save_lookups` writes them so
+that Keras loads them with the same vocabularies.
 
 Examples:
     >>> import tempfile, os
@@ -39,7 +41,7 @@ Examples:
 
 from jaxembed.keras.io._embedding import EmbeddingEntry, from_keras_layer, list_embeddings, load_embedding
 from jaxembed.keras.io._h5 import KerasFileError
-from jaxembed.keras.io._lookups import load_lookups
+from jaxembed.keras.io._lookups import load_lookups, save_lookups
 from jaxembed.keras.io._model import load_model, save_model, save_weights
 
 __all__ = [
@@ -52,4 +54,5 @@ __all__ = [
     "from_keras_layer",
     "save_weights",
     "save_model",
+    "save_lookups",
 ]

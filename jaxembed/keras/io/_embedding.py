@@ -276,8 +276,9 @@ def _embedding_arguments(config: Mapping[str, Any], stored: Quantization | None 
     arguments = EmbeddingSpec.arguments_from_config(config, lora_and_quantization=True)
     if stored is not None:
         said = parse_quantization_config(arguments.get("quantization_config"))
-        value_range = said.value_range if said is not None and said.mode == stored.mode else None
-        arguments["quantization_config"] = stored._replace(value_range=value_range)
+        if said is not None and said.mode == stored.mode:
+            stored = stored._replace(value_range=said.value_range, quantize_inputs=said.quantize_inputs)
+        arguments["quantization_config"] = stored
     return arguments
 
 

@@ -9,7 +9,7 @@ import json
 import os
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import jax
@@ -222,12 +222,20 @@ def _atomic_write(path: str, write: Callable[[str], None]) -> None:
         write(str(temporary))
 
 
-def _write_weights(target: str | io.BytesIO, model_name: str, entries: list[tuple[str, str, list]]) -> None:
+def _write_weights(
+    target: str | io.BytesIO,
+    model_name: str,
+    entries: list[tuple[str, str, list[np.ndarray] | Mapping[str, np.ndarray]]],
+) -> None:
+    """Keras's weights layout: per layer ``<path>/vars`` with the arrays as ``0``, ``1``, ... (a
+    list: variables), or under their own names (a mapping: what a layer's ``save_own_variables``
+    stores by key, such as a lookup's ``idf_weights``)."""
     # The HDF5 1.10 file format checksums its metadata (object headers, B-trees) too.
     with h5py.File(target, "w", libver=("v110", "latest")) as h5:
         h5.create_group("vars").attrs["name"] = model_name
         for layer_path, layer_name, arrays in entries:
             group = h5.create_group(f"{layer_path}/vars")
             group.attrs["name"] = layer_name
-            for index, array in enumerate(arrays):
-                _write_dataset(group, str(index), array)
+            named = arrays.items() if isinstance(arrays, Mapping) else enumerate(arrays)
+            for key, array in named:
+                _write_dataset(group, str(key), np.asarray(array))

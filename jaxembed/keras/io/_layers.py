@@ -94,8 +94,8 @@ def _embedding_stored(layer: Embedding) -> list[np.ndarray]:
     with a LoRA part merged in first (Keras dequantizes, adds the delta and quantizes again)."""
     part = layer.spec.table
     variables = layer.part_variables(part)
-    if layer.spec.lora is not None:
-        variables = part.create(layer.effective_table())
+    if layer.spec.lora is not None:  # requantized over the layer's variable dtype, as its own scales
+        variables = part.create(layer.effective_table().astype(layer.spec.param_dtype))
     return [np.asarray(array) for _, array in part.keras_weights(variables)]
 
 

@@ -6,7 +6,10 @@ import io
 import json
 import os
 import zipfile
+from collections.abc import Mapping
+from typing import Any
 
+import numpy as np
 from flax import nnx
 
 from jaxembed._optional import require
@@ -185,13 +188,27 @@ def save_model(model: KerasSequential, path: str | os.PathLike, *, input_length:
         "compile_config": None,
     }
     entries = [(e.path, e.name, _stored(e.layer)) for e in layout]
+    _write_archive(path, config, model.name, entries)
+
+
+def _write_archive(
+    path: str,
+    config: dict[str, Any],
+    model_name: str,
+    entries: list[tuple[str, str, list[np.ndarray] | Mapping[str, np.ndarray]]],
+    assets: Mapping[str, str] | None = None,
+) -> None:
+    """The one ``.keras`` writer: ``metadata.json``, ``config.json``, ``model.weights.h5`` (the
+    ``entries``, as :func:`save_weights`) and ``assets/<member>`` texts, written atomically."""
     weights = io.BytesIO()
-    _write_weights(weights, model.name, entries)
+    _write_weights(weights, model_name, entries)
 
     def write(temporary: str) -> None:
         with zipfile.ZipFile(temporary, "w", compression=zipfile.ZIP_STORED) as archive:
             archive.writestr("metadata.json", json.dumps({"saved_by": "jaxembed"}))
             archive.writestr("config.json", json.dumps(config))
             archive.writestr(_WEIGHTS_IN_ARCHIVE, weights.getvalue())
+            for member, text in (assets or {}).items():
+                archive.writestr(f"assets/{member}", text.encode("utf-8"))
 
     _atomic_write(path, write)
