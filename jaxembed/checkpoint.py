@@ -880,7 +880,8 @@ class CheckpointManager:
     layer on :func:`save_checkpoint` rather than orbax's manager because orbax's manager
     finalizes a step folder before jaxembed's manifest could be written into it (a kill in
     between would leave a step that orbax lists but that has no integrity check), and its
-    clean-up deletes folders in place. One process writes to a ``directory`` at a time.
+    clean-up deletes folders in place. One process writes to a ``directory`` at a time (in a
+    multi-process run, save with :func:`save_checkpoint`, which every process calls).
 
     Args:
         directory: the folder holding the step folders (created on the first save).
