@@ -104,7 +104,7 @@ def main() -> None:
     tree = {"table": table, "state": jax.tree.map(as_data, state)}
     if not args.streamed_only:
         with Phase("save (orbax, whole arrays)", phases):
-            checkpoint.save_sharded_checkpoint(path, tree)
+            checkpoint.save_checkpoint(path, tree)
     with Phase("save (orbax, streamed)", phases):
         checkpoint.save_streamed_checkpoint(path + "-streamed", tree)
     like = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=a.sharding), tree)
@@ -115,7 +115,7 @@ def main() -> None:
     if not args.streamed_only:
         del restored
         with Phase("restore (orbax, whole arrays)", phases):
-            restored = checkpoint.restore_sharded_checkpoint(path, like)
+            restored = checkpoint.restore_checkpoint(path, like)
             jax.block_until_ready(restored)
     same = bool(np.array_equal(np.asarray(restored["table"][:4].astype(jnp.float32)), probe))
     table_mib = rows * D * dtype.itemsize / 2**20

@@ -10,7 +10,7 @@ The public API, layered bottom-up (``import jaxembed`` gives every subpackage as
 * :mod:`jaxembed.sparse` -- row-sparse gradients of tables and lazy (row-sparse) optax
   updates, so a step costs ``O(batch)``, not ``O(vocabulary)``;
 * :mod:`jaxembed.train` -- jitted train/eval steps on optax, ``Trainer``, ``fit``, callbacks;
-  :mod:`jaxembed.checkpoint` -- atomic, checked checkpoints of any pytree;
+  :mod:`jaxembed.checkpoint` -- atomic, checked orbax checkpoints of any pytree, a step manager;
 * :mod:`jaxembed.sharding` -- tables on a device mesh (row, column, replicated), a
   ``shard_map`` lookup; :mod:`jaxembed.inspect` -- the collectives of a compiled step;
 * :mod:`jaxembed.keras` -- Keras initializers, regularizers, constraints by name and config;

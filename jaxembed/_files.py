@@ -205,3 +205,26 @@ def swap_folder(temporary: str | os.PathLike, path: str | os.PathLike) -> Path:
     if aside is not None:
         shutil.rmtree(aside, ignore_errors=True)
     return path
+
+
+def remove_folder(path: str | os.PathLike) -> None:
+    """Deletes the folder ``path`` as one unit: renamed aside (``.NAME.deleted-*``) first, then removed.
+
+    A kill during the removal leaves no folder at ``path`` and a set-aside copy that a later
+    cleaner may delete; a reader never finds half of the folder at ``path``.
+
+    Example:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> target = Path(tempfile.mkdtemp()) / "old"
+        >>> (target / "x").mkdir(parents=True)
+        >>> remove_folder(target)
+        >>> target.exists(), list(target.parent.iterdir())
+        (False, [])
+    """
+    path = Path(path).absolute()
+    aside = Path(tempfile.mkdtemp(prefix=f".{path.name}.deleted-", dir=path.parent))
+    os.rmdir(aside)  # only the unique name is wanted
+    os.rename(path, aside)
+    _fsync_folder(path.parent)
+    shutil.rmtree(aside, ignore_errors=True)

@@ -1,4 +1,4 @@
-"""jaxembed.checkpoint and Trainer.save/restore: bit-identical, atomic, clear errors."""
+"""jaxembed.checkpoint and Trainer.save/restore: orbax folders, bit-identical, atomic, clear errors."""
 
 import os
 
@@ -10,7 +10,12 @@ import pytest
 from flax import nnx
 
 import jaxembed
-from jaxembed.checkpoint import CheckpointError, read_checkpoint_metadata, restore_checkpoint, save_checkpoint
+from jaxembed.checkpoint import (
+    CheckpointError,
+    read_checkpoint_metadata,
+    restore_checkpoint,
+    save_checkpoint,
+)
 from jaxembed.train import ModelCheckpoint, Trainer, fit
 
 
@@ -49,9 +54,16 @@ def leaves_bytes(tree):
     return [(jax.tree_util.keystr(path), raw(x)) for path, x in jax.tree_util.tree_flatten_with_path(tree)[0]]
 
 
+def folder_bytes(folder):
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+    }
+
+
 def test_round_trip_is_bit_identical_and_training_continues_identically(tmp_path):
     source = trained()
-    path = source.save(tmp_path / "model.jxe")
+    path = source.save(tmp_path / "model")
+    assert path.is_dir() and (path / "jaxembed_manifest.json").is_file()  # an orbax folder
     target = Trainer(Tagger(seed=7), optax.adam(0.05), loss_fn)  # different initial values
     assert target.restore(path) == 4
     assert leaves_bytes(target.state) == leaves_bytes(source.state)
@@ -73,95 +85,123 @@ def test_generic_pytrees_round_trip_with_keys_bfloat16_and_scalars(tmp_path):
         "scalar": 2.5,
         "nested": (jnp.zeros((0, 3)), [jnp.float32(np.pi)]),
     }
-    path = save_checkpoint(tmp_path / "tree.jxe", tree)
+    path = save_checkpoint(tmp_path / "tree", tree)
     restored = restore_checkpoint(path, like=tree)
     assert leaves_bytes(restored) == leaves_bytes(tree)
     assert restored["bf16"].dtype == jnp.bfloat16 and isinstance(restored["ints"], np.ndarray)
+    assert float(restored["scalar"]) == 2.5
     assert jax.random.key_impl(restored["key"]) == jax.random.key_impl(tree["key"])
 
 
 def test_a_crash_mid_save_leaves_the_last_good_checkpoint(tmp_path, monkeypatch):
     trainer = trained(steps=2)
-    path = trainer.save(tmp_path / "model.jxe")
-    good = path.read_bytes()
+    path = trainer.save(tmp_path / "model")
+    good = folder_bytes(path)
     trainer.train_step(BATCHES[2])
 
     def crash(descriptor):
         raise OSError("disk full (simulated)")
 
-    monkeypatch.setattr(os, "fsync", crash)  # fails after part of the new file was written
+    monkeypatch.setattr(os, "fsync", crash)  # fails once the new folder is written, before the swap
     with pytest.raises(OSError, match="simulated"):
         trainer.save(path)
     monkeypatch.undo()
-    assert path.read_bytes() == good
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.jxe"]  # no temporary file left behind
+    assert folder_bytes(path) == good
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no temporary folder left behind
     fresh = Trainer(Tagger(), optax.adam(0.05), loss_fn)
     assert fresh.restore(path) == 2
 
 
+def test_save_refuses_to_overwrite_when_asked_and_checks_metadata(tmp_path):
+    path = save_checkpoint(tmp_path / "c", {"w": jnp.ones(2)}, metadata={"step": 1})
+    with pytest.raises(FileExistsError, match=r"already exists at .*c'; pass overwrite=True"):
+        save_checkpoint(path, {"w": jnp.zeros(2)}, overwrite=False)
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        trained(steps=1).save(path, overwrite=False)
+    assert restore_checkpoint(path, like={"w": jnp.zeros(2)})["w"].tolist() == [1.0, 1.0]
+    for bad in ({"a": object()}, {1: "int key"}, {"a": (1, 2)}, ["step"]):
+        with pytest.raises(ValueError, match=r"`metadata` must be a dict"):
+            save_checkpoint(tmp_path / "d", {"w": jnp.ones(2)}, metadata=bad)
+    assert not (tmp_path / "d").exists()
+    assert read_checkpoint_metadata(path) == {"step": 1}
+    save_checkpoint(path, {"w": jnp.ones(2)}, metadata={"loss": float("nan")})
+    assert np.isnan(read_checkpoint_metadata(path)["loss"])
+
+
 def test_wrong_shape_names_the_leaf_and_both_shapes(tmp_path):
-    path = trained().save(tmp_path / "model.jxe")
+    path = trained().save(tmp_path / "model")
     bigger = Trainer(Tagger(vocab=12), optax.adam(0.05), loss_fn)
     with pytest.raises(CheckpointError, match=r"does not match the model") as info:
         bigger.restore(path)
     message = str(info.value)
-    assert ".params['embed']['embeddings'].value: checkpoint has shape (10, 4) float32, " in message
+    assert "params/embed/embeddings/value: checkpoint has shape (10, 4) float32, " in message
     assert "model expects shape (12, 4) float32" in message
-    assert ".opt_state[0].mu['embed']['embeddings'].value" in message  # the optimizer state too
-    assert ".rest['frozen']['embeddings'].value: checkpoint has shape (10, 2) float32" in message
+    assert "opt_state/0/mu/embed/embeddings/value" in message  # the optimizer state too
+    assert "rest/frozen/embeddings/value: checkpoint has shape (10, 2) float32" in message
 
 
 def test_different_structure_lists_missing_and_extra_leaves(tmp_path):
-    path = trained().save(tmp_path / "model.jxe")
+    path = trained().save(tmp_path / "model")
     sgd = Trainer(Tagger(), optax.sgd(0.1), loss_fn)  # no Adam moments
-    with pytest.raises(
-        CheckpointError, match=r"in the checkpoint but not in the model: .*\.opt_state\[0\]\.mu"
-    ):
+    with pytest.raises(CheckpointError, match=r"in the checkpoint but not in the model: .*opt_state/0/mu"):
         sgd.restore(path)
-    with pytest.raises(CheckpointError, match=r"missing from the checkpoint: \['w'\]"):
+    with pytest.raises(CheckpointError, match=r"missing from the checkpoint: w;"):
         restore_checkpoint(path, like={"w": jnp.zeros(1)})
 
 
 def test_wrong_dtype_is_named(tmp_path):
-    path = save_checkpoint(tmp_path / "t.jxe", {"w": jnp.zeros((2, 2), jnp.float32)})
+    path = save_checkpoint(tmp_path / "t", {"w": jnp.zeros((2, 2), jnp.float32), "k": jax.random.key(0)})
     with pytest.raises(
         CheckpointError,
-        match=r"\['w'\]: checkpoint has shape \(2, 2\) float32, model expects shape \(2, 2\) bfloat16",
+        match=r"w: checkpoint has shape \(2, 2\) float32, model expects shape \(2, 2\) bfloat16",
     ):
-        restore_checkpoint(path, like={"w": jnp.zeros((2, 2), jnp.bfloat16)})
+        restore_checkpoint(path, like={"w": jnp.zeros((2, 2), jnp.bfloat16), "k": jax.random.key(0)})
+    with pytest.raises(
+        CheckpointError, match=r"k: checkpoint has shape \(2,\) uint32 \(the data of key<threefry2x32>\)"
+    ):
+        restore_checkpoint(path, like={"w": jnp.zeros((2, 2)), "k": jnp.zeros(2, jnp.uint32)})
 
 
-def test_corrupted_truncated_foreign_and_missing_files_give_clear_errors(tmp_path):
+def test_corrupted_truncated_foreign_and_missing_checkpoints_give_clear_errors(tmp_path):
     trainer = trained()
-    path = trainer.save(tmp_path / "model.jxe")
-    raw = bytearray(path.read_bytes())
+    path = trainer.save(tmp_path / "model")
+    data = max(
+        (p for p in path.rglob("*") if p.is_file() and p.name != "jaxembed_manifest.json"),
+        key=lambda p: p.stat().st_size,
+    )  # the largest array file
+    name = data.relative_to(path).as_posix()
 
-    flipped = tmp_path / "flipped.jxe"
-    raw_flipped = bytearray(raw)
-    raw_flipped[len(raw) // 2] ^= 0x01
-    flipped.write_bytes(bytes(raw_flipped))
-    with pytest.raises(CheckpointError, match=r"flipped.jxe' is corrupted: the SHA-256 .* header records"):
+    flipped = trainer.save(tmp_path / "flipped")
+    raw = bytearray((flipped / name).read_bytes())
+    raw[len(raw) // 2] ^= 0x01
+    (flipped / name).write_bytes(bytes(raw))
+    with pytest.raises(CheckpointError, match=rf"flipped' is corrupted: {name} has another SHA-256"):
         trainer.restore(flipped)
 
-    truncated = tmp_path / "truncated.jxe"
-    truncated.write_bytes(bytes(raw[: len(raw) - 100]))
-    with pytest.raises(CheckpointError, match="is corrupted"):
+    truncated = trainer.save(tmp_path / "truncated")
+    (truncated / name).write_bytes(raw[: len(raw) - 100])
+    with pytest.raises(CheckpointError, match=rf"is corrupted: {name} has \d+ bytes, the manifest records"):
         trainer.restore(truncated)
 
     foreign = tmp_path / "foreign.jxe"
     foreign.write_bytes(b"PK\x03\x04 not a checkpoint")
-    with pytest.raises(CheckpointError, match=r"foreign.jxe' is not a jaxembed checkpoint"):
+    with pytest.raises(
+        CheckpointError, match=r"foreign.jxe' is not a jaxembed checkpoint: checkpoints are folders"
+    ):
         trainer.restore(foreign)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CheckpointError, match=r"empty' has no integrity manifest"):
+        trainer.restore(tmp_path / "empty")
 
-    with pytest.raises(FileNotFoundError, match="No checkpoint file at .*absent.jxe"):
-        trainer.restore(tmp_path / "absent.jxe")
+    with pytest.raises(FileNotFoundError, match="No checkpoint at .*absent"):
+        trainer.restore(tmp_path / "absent")
 
 
 def test_metadata_and_model_checkpoint_callback(tmp_path):
     trainer = Trainer(Tagger(), optax.adam(0.05), loss_fn)
-    saver = ModelCheckpoint(tmp_path / "ckpt-{epoch}.jxe", monitor="loss", save_best_only=False)
+    saver = ModelCheckpoint(tmp_path / "ckpt-{epoch}", monitor="loss", save_best_only=False)
     fit(trainer, BATCHES[:3], epochs=2, callbacks=[saver], progress=False)
-    assert [os.path.basename(p) for p in saver.saved] == ["ckpt-1.jxe", "ckpt-2.jxe"]  # 1-based, as Keras
+    assert [os.path.basename(p) for p in saver.saved] == ["ckpt-1", "ckpt-2"]  # 1-based, as Keras
     assert read_checkpoint_metadata(saver.saved[0]) == {"step": 3}
     assert read_checkpoint_metadata(saver.saved[1]) == {"step": 6}
 
@@ -172,9 +212,9 @@ def test_model_checkpoint_save_best_only(tmp_path):
             logs["val_loss"] = [2.0, 1.0, 1.5, 0.5][epoch]
 
     trainer = Trainer(Tagger(), optax.adam(0.05), loss_fn)
-    saver = ModelCheckpoint(tmp_path / "best-{epoch}.jxe", save_best_only=True)
+    saver = ModelCheckpoint(tmp_path / "best-{epoch}", save_best_only=True)
     fit(trainer, BATCHES[:1], epochs=4, callbacks=[FakeValidation(), saver], progress=False)
-    assert [os.path.basename(p) for p in saver.saved] == ["best-1.jxe", "best-2.jxe", "best-4.jxe"]
+    assert [os.path.basename(p) for p in saver.saved] == ["best-1", "best-2", "best-4"]
 
 
 def test_streamed_checkpoint_round_trips_blocks_keys_and_dtypes(tmp_path):

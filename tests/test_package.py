@@ -128,8 +128,6 @@ def _module_level_imports(path: Path, name: str, known: set[str]) -> set[str]:
                     base = base.rstrip(".")
                 found.add(base)
                 found.update(f"{base}.{alias.name}" for alias in node.names)
-            elif isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-                continue  # imports for type annotations only never run
             elif isinstance(node, (ast.If, ast.Try, ast.With)):
                 for field in ("body", "orelse", "finalbody", "handlers"):
                     for child in getattr(node, field, []):

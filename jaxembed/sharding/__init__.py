@@ -19,7 +19,7 @@ model axis adds the partial results -- the table itself never moves.
 shard (each device updates only its own touched rows).
 :func:`jaxembed.inspect.collectives` reads a compiled step's HLO and lists the collectives
 it runs and their bytes, so tests and benchmarks can show that nothing gathers the table.
-Checkpoints of placed tables: :func:`jaxembed.checkpoint.save_sharded_checkpoint`.
+Checkpoints of placed tables (restored onto any mesh): :func:`jaxembed.checkpoint.save_checkpoint`.
 
 Examples:
     >>> mesh = make_mesh(model=2, devices=jax.devices()[:2])

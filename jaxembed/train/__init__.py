@@ -37,7 +37,14 @@ Examples:
 """
 
 from jaxembed.train._batches import Batches
-from jaxembed.train._callbacks import Callback, EarlyStopping, History, ModelCheckpoint, TerminateOnNaN
+from jaxembed.train._callbacks import (
+    Callback,
+    EarlyStopping,
+    History,
+    ModelCheckpoint,
+    TerminateOnNaN,
+    TrainerLike,
+)
 from jaxembed.train._row_sparse import row_sparse_tables
 from jaxembed.train._rules import Dense, RowSparse, UpdateRule, dense, row_sparse
 from jaxembed.train._state import LossFn, RowSparseOptState, TrainState, UpdateFn
@@ -60,6 +67,7 @@ __all__ = [
     "make_train_step",
     "make_eval_step",
     "Trainer",
+    "TrainerLike",
     "Batches",
     "History",
     "Callback",

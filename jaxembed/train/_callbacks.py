@@ -6,12 +6,38 @@ import dataclasses
 import math
 import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import Protocol, runtime_checkable
 
-from jaxembed.train._state import _copy_tree
+from jaxembed.checkpoint import CheckpointManager
+from jaxembed.train._state import TrainState, _copy_tree
 
-if TYPE_CHECKING:
-    from jaxembed.train._trainer import Trainer
+
+@runtime_checkable
+class TrainerLike(Protocol):
+    """What the callbacks use of a trainer: its state, its stop flag and its ``save``.
+
+    :class:`Trainer` is one; a callback types its ``trainer`` argument with this, so the
+    callbacks do not depend on the trainer's module.
+
+    Attributes:
+        state: the current :class:`TrainState` (a callback may replace it).
+        stop_training: set to ``True`` to end :func:`fit`.
+
+    Examples:
+        >>> import optax
+        >>> model = jaxembed.Embedding(4, 2, rngs=0)
+        >>> trainer = jaxembed.train.Trainer(model, optax.sgd(0.1), lambda m, ids: m(ids).sum())
+        >>> isinstance(trainer, TrainerLike)
+        True
+    """
+
+    state: TrainState
+    stop_training: bool
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Saves the state to the checkpoint folder ``path``; returns it."""
+        ...
 
 
 @dataclasses.dataclass
@@ -35,20 +61,20 @@ class Callback:
     Set ``trainer.stop_training = True`` to end training after this epoch.
     """
 
-    def on_train_begin(self, trainer: Trainer) -> None:
+    def on_train_begin(self, trainer: TrainerLike) -> None:
         """Called once before the first epoch."""
 
-    def on_batch_end(self, step: int, logs: dict[str, float], trainer: Trainer) -> None:
+    def on_batch_end(self, step: int, logs: dict[str, float], trainer: TrainerLike) -> None:
         """Called every ``log_every`` steps of :func:`fit`, when the host reads the loss.
 
         ``step`` is the trainer's step count and ``logs`` the metrics of that step
         (``{"loss": ...}``); set ``trainer.stop_training = True`` to stop at once.
         """
 
-    def on_epoch_end(self, epoch: int, logs: dict[str, float], trainer: Trainer) -> None:
+    def on_epoch_end(self, epoch: int, logs: dict[str, float], trainer: TrainerLike) -> None:
         """Called after each epoch with its mean metrics (and validation metrics)."""
 
-    def on_train_end(self, trainer: Trainer) -> None:
+    def on_train_end(self, trainer: TrainerLike) -> None:
         """Called once after the last epoch."""
 
 
@@ -131,14 +157,14 @@ class EarlyStopping(Callback):
         self.restore_best_weights = restore_best_weights
         self.stopped_epoch = -1
 
-    def on_train_begin(self, trainer: Trainer) -> None:
+    def on_train_begin(self, trainer: TrainerLike) -> None:
         self.wait = 0
         self.best = -math.inf if self.baseline is None else self.sign * self.baseline
         self.best_state = None
         self.best_epoch = -1
         self.stopped_epoch = -1
 
-    def on_epoch_end(self, epoch: int, logs: dict[str, float], trainer: Trainer) -> None:
+    def on_epoch_end(self, epoch: int, logs: dict[str, float], trainer: TrainerLike) -> None:
         score = self.sign * _monitored(logs, self.monitor)
         if _improves(score, self.best, self.min_delta):
             self.best, self.best_epoch, self.wait = score, epoch, 0
@@ -154,54 +180,74 @@ class EarlyStopping(Callback):
 
 
 class ModelCheckpoint(Callback):
-    """Saves the trainer's checkpoint at the end of epochs (atomically, see :meth:`Trainer.save`).
+    """Saves the trainer's checkpoint at the end of epochs (an orbax folder, see :meth:`Trainer.save`).
 
     Args:
-        path: the file. As in Keras, it is formatted with ``str.format`` at the end of each
-            epoch: ``{epoch}`` is the 1-based epoch number (Keras writes ``epoch + 1``) and
-            every key of the epoch's logs is a placeholder too (``"ckpt-{epoch:02d}-{val_loss:.2f}.jxe"``).
+        path: the checkpoint folder, or a :class:`jaxembed.checkpoint.CheckpointManager`.
+            As in Keras, a path is formatted with ``str.format`` at the end of each epoch:
+            ``{epoch}`` is the 1-based epoch number (Keras writes ``epoch + 1``) and every key
+            of the epoch's logs is a placeholder too (``"ckpt-{epoch:02d}-{val_loss:.2f}"``).
+            A manager saves each epoch as the step ``trainer.state.step``, with the epoch's
+            logs as its metrics, and keeps its ``max_to_keep`` steps (the newest, or the best
+            by its ``best_fn``).
         monitor: with ``save_best_only``, the log key to compare.
         save_best_only: save only when ``monitor`` improved (a NaN or infinite score
             never counts as an improvement, so a diverged epoch never replaces the best).
         mode: ``"min"``, ``"max"`` or ``"auto"``.
+
+    Attributes:
+        saved: the folders written, in order.
 
     Raises:
         KeyError: at the end of an epoch, when ``path`` names a placeholder that is neither
             ``epoch`` nor a key of the logs (the message lists the keys there are).
 
     Examples:
-        >>> checkpoint = ModelCheckpoint("ckpt-{epoch:02d}-{val_loss:.2f}.jxe")
+        >>> checkpoint = ModelCheckpoint("ckpt-{epoch:02d}-{val_loss:.2f}")
         >>> checkpoint.file_path(0, {"loss": 0.5, "val_loss": 0.4567})
-        'ckpt-01-0.46.jxe'
+        'ckpt-01-0.46'
+
+        With a manager (keep the 3 newest epochs' steps):
+
+        >>> import tempfile
+        >>> from jaxembed.checkpoint import CheckpointManager
+        >>> ModelCheckpoint(CheckpointManager(tempfile.mkdtemp(), max_to_keep=3)).manager.max_to_keep
+        3
     """
 
     def __init__(
         self,
-        path: str | os.PathLike,
+        path: str | os.PathLike | CheckpointManager,
         *,
         monitor: str = "val_loss",
         save_best_only: bool = False,
         mode: str = "auto",
     ):
-        self.path = str(path)
+        self.manager = path if isinstance(path, CheckpointManager) else None
+        self.path = None if self.manager is not None else str(path)
         self.monitor = monitor
         self.save_best_only = save_best_only
         self.sign = _improvement_sign(mode, monitor)
         self.best = -math.inf
         self.saved: list[str] = []
 
-    def on_epoch_end(self, epoch: int, logs: dict[str, float], trainer: Trainer) -> None:
+    def on_epoch_end(self, epoch: int, logs: dict[str, float], trainer: TrainerLike) -> None:
         if self.save_best_only:
             score = self.sign * _monitored(logs, self.monitor)
             if not _improves(score, self.best):  # a NaN or inf epoch never replaces the best
                 return
             self.best = score
+        if self.manager is not None:
+            step = int(trainer.state.step)
+            target = self.manager.save(step, trainer.state, metrics=logs, overwrite=True)
+            self.saved.append(str(target))
+            return
         target = self.file_path(epoch, logs)
         trainer.save(target)
         self.saved.append(target)
 
     def file_path(self, epoch: int, logs: dict[str, float]) -> str:
-        """The file written at the end of 0-based ``epoch`` with these ``logs`` (Keras's rule).
+        """The folder written at the end of 0-based ``epoch`` with these ``logs`` (Keras's rule).
 
         Args:
             epoch: the 0-based epoch that just ended (``fit`` passes it so); ``{epoch}`` is
@@ -213,11 +259,18 @@ class ModelCheckpoint(Callback):
 
         Raises:
             KeyError: if ``path`` names a placeholder that is not there.
+            TypeError: this callback saves into a manager (its folders are
+                ``manager.step_path(step)``).
 
         Examples:
-            >>> ModelCheckpoint("run/{epoch}.jxe").file_path(4, {})
-            'run/5.jxe'
+            >>> ModelCheckpoint("run/{epoch}").file_path(4, {})
+            'run/5'
         """
+        if self.path is None:
+            raise TypeError(
+                "This ModelCheckpoint saves into a CheckpointManager: its folders are named by the "
+                "step (manager.step_path(step)), not by file_path."
+            )
         try:
             return self.path.format(**{**logs, "epoch": epoch + 1})
         except KeyError as error:
@@ -247,17 +300,17 @@ class TerminateOnNaN(Callback):
         self.monitor = monitor
         self.stopped_step: int | None = None
 
-    def on_train_begin(self, trainer: Trainer) -> None:
+    def on_train_begin(self, trainer: TrainerLike) -> None:
         self.stopped_step = None
 
-    def _check(self, step: int, logs: Mapping[str, float], trainer: Trainer) -> None:
+    def _check(self, step: int, logs: Mapping[str, float], trainer: TrainerLike) -> None:
         value = logs.get(self.monitor)
         if value is not None and not math.isfinite(value) and self.stopped_step is None:
             self.stopped_step = step
             trainer.stop_training = True
 
-    def on_batch_end(self, step: int, logs: dict[str, float], trainer: Trainer) -> None:
+    def on_batch_end(self, step: int, logs: dict[str, float], trainer: TrainerLike) -> None:
         self._check(step, logs, trainer)
 
-    def on_epoch_end(self, epoch: int, logs: dict[str, float], trainer: Trainer) -> None:
+    def on_epoch_end(self, epoch: int, logs: dict[str, float], trainer: TrainerLike) -> None:
         self._check(int(trainer.state.step), logs, trainer)

@@ -16,7 +16,7 @@ from flax import nnx
 from tqdm import tqdm
 
 from jaxembed._checks import positive_int
-from jaxembed.checkpoint import restore_checkpoint, save_checkpoint
+from jaxembed.checkpoint import CheckpointManager, restore_checkpoint, save_checkpoint
 from jaxembed.train._callbacks import Callback, History, TerminateOnNaN
 from jaxembed.train._rules import UpdateRule, as_rule
 from jaxembed.train._state import LossFn, Metrics, UpdateFn, _copy_tree
@@ -118,16 +118,64 @@ class Trainer:
         nnx.update(self.model, _copy_tree(self.state.params), _copy_tree(self.state.rest))
         return self.model
 
-    def save(self, path: str | os.PathLike) -> Path:
-        """Saves model + optimizer state + step to ``path`` atomically (see :mod:`jaxembed.checkpoint`)."""
-        return save_checkpoint(path, self.state, metadata={"step": int(self.state.step)})
+    def save(self, path: str | os.PathLike, *, overwrite: bool = True) -> Path:
+        """Saves model + optimizer state + step as a checkpoint folder; returns the folder.
 
-    def restore(self, path: str | os.PathLike) -> int:
-        """Loads model + optimizer state + step from ``path`` (checked against this model); returns the step.
+        The folder is an orbax checkpoint with an integrity manifest
+        (:func:`jaxembed.checkpoint.save_checkpoint`): written beside ``path`` and swapped
+        in, so a kill leaves the old checkpoint or the new one. Tables placed on a mesh are
+        written shard by shard. The metadata holds ``{"step": ...}``
+        (:func:`jaxembed.checkpoint.read_checkpoint_metadata`).
 
-        The module you passed is updated too.
+        Args:
+            path: the checkpoint folder.
+            overwrite: replace an existing checkpoint at ``path`` (``False`` refuses to).
+
+        Returns:
+            The checkpoint folder.
+
+        Examples:
+            >>> import tempfile, os
+            >>> loss = lambda m, ids: m(ids).sum()
+            >>> trainer = Trainer(jaxembed.Embedding(4, 2, rngs=0), optax.sgd(0.1), loss)
+            >>> _ = trainer.train_step(jnp.array([1, 2]))
+            >>> path = trainer.save(os.path.join(tempfile.mkdtemp(), "ckpt"))
+            >>> fresh = Trainer(jaxembed.Embedding(4, 2, rngs=1), optax.sgd(0.1), loss)
+            >>> fresh.restore(path)
+            1
+            >>> bool((fresh.model.embeddings[...] == trainer.state.params["embeddings"][...]).all())
+            True
         """
-        self.state = restore_checkpoint(path, like=self.state)
+        return save_checkpoint(path, self.state, metadata={"step": int(self.state.step)}, overwrite=overwrite)
+
+    def restore(self, path: str | os.PathLike | CheckpointManager, *, step: int | None = None) -> int:
+        """Loads model + optimizer state + step (checked against this model); returns the step.
+
+        The arrays are read onto this trainer's placements, so a checkpoint saved with the
+        table on one mesh restores onto another mesh shape or placement (or one device). The
+        module you passed is updated too.
+
+        Args:
+            path: a checkpoint folder (:meth:`save`), an old single-file ``.jxe`` checkpoint
+                (read with a ``DeprecationWarning``), or a
+                :class:`jaxembed.checkpoint.CheckpointManager`.
+            step: with a manager, the step to restore (default: its latest).
+
+        Returns:
+            The restored step count.
+
+        Raises:
+            FileNotFoundError: no checkpoint there.
+            jaxembed.checkpoint.CheckpointError: damaged, or not this model's (names each leaf).
+        """
+        if isinstance(path, CheckpointManager):
+            self.state = path.restore(self.state, step=step)
+        elif step is not None:
+            raise ValueError(
+                f"`step` is for a CheckpointManager; a path names one checkpoint. Received: step={step!r}."
+            )
+        else:
+            self.state = restore_checkpoint(path, like=self.state)
         self.sync_model()
         return int(self.state.step)
 

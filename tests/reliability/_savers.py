@@ -70,15 +70,15 @@ def save_plain(version: int) -> Writer:
     from jaxembed.checkpoint import save_checkpoint
 
     tree = _tree(version)
-    return lambda folder: save_checkpoint(folder / "ckpt.jxe", tree, metadata={"version": version})
+    return lambda folder: save_checkpoint(folder / "ckpt", tree, metadata={"version": version})
 
 
 def load_plain(folder: Path) -> int:
     from jaxembed.checkpoint import read_checkpoint_metadata, restore_checkpoint
 
-    restored = restore_checkpoint(folder / "ckpt.jxe", like=_tree(0))
+    restored = restore_checkpoint(folder / "ckpt", like=_tree(0))
     version = _version_of(restored["table"])
-    assert int(restored["step"]) == version == read_checkpoint_metadata(folder / "ckpt.jxe")["version"]
+    assert int(restored["step"]) == version == read_checkpoint_metadata(folder / "ckpt")["version"]
     return version
 
 
@@ -93,16 +93,56 @@ def _placed_tree(version: int) -> dict[str, Any]:
 
 
 def save_sharded(version: int) -> Writer:
-    from jaxembed.checkpoint import save_sharded_checkpoint
+    from jaxembed.checkpoint import save_checkpoint
 
     tree = _placed_tree(version)
-    return lambda folder: save_sharded_checkpoint(folder / "sharded", tree, overwrite=True)
+    return lambda folder: save_checkpoint(folder / "sharded", tree)
 
 
 def load_sharded(folder: Path) -> int:
-    from jaxembed.checkpoint import restore_sharded_checkpoint
+    from jaxembed.checkpoint import restore_checkpoint
 
-    restored = restore_sharded_checkpoint(folder / "sharded", like=_placed_tree(0))
+    restored = restore_checkpoint(folder / "sharded", like=_placed_tree(0))
+    version = _version_of(np.asarray(restored["table"]))
+    assert int(restored["step"]) == version
+    return version
+
+
+def _manager(folder: Path) -> Any:
+    from jaxembed.checkpoint import CheckpointManager
+
+    return CheckpointManager(folder / "run", max_to_keep=2)
+
+
+def save_managed(version: int) -> Writer:
+    tree = _tree(version)
+    return lambda folder: _manager(folder).save(version, tree, metrics={"loss": 1.0 / version})
+
+
+def load_managed(folder: Path) -> int:
+    """The latest step restores; so does every step listed, each holding its own version."""
+    manager = _manager(folder)
+    steps = manager.all_steps()
+    assert steps and len(steps) <= 3, f"steps on disk: {steps}"
+    for step in steps:
+        restored = manager.restore(_tree(0), step=step)
+        assert _version_of(np.asarray(restored["table"])) == int(restored["step"]) == step
+    return manager.latest_step()
+
+
+def save_streamed(version: int) -> Writer:
+    from jaxembed.checkpoint import save_streamed_checkpoint
+
+    tree = _tree(version)
+    return lambda folder: save_streamed_checkpoint(
+        folder / "streamed", tree, block_bytes=128 << 10, overwrite=True
+    )
+
+
+def load_streamed(folder: Path) -> int:
+    from jaxembed.checkpoint import restore_streamed_checkpoint
+
+    restored = restore_streamed_checkpoint(folder / "streamed", like=_tree(0))
     version = _version_of(np.asarray(restored["table"]))
     assert int(restored["step"]) == version
     return version
@@ -123,12 +163,12 @@ def _trainer(version: int) -> Any:
 
 def save_trainer(version: int) -> Writer:
     trainer = _trainer(version)
-    return lambda folder: trainer.save(folder / "trainer.jxe")
+    return lambda folder: trainer.save(folder / "trainer")
 
 
 def load_trainer(folder: Path) -> int:
     trainer = _trainer(0)
-    trainer.restore(folder / "trainer.jxe")
+    trainer.restore(folder / "trainer")
     return _version_of(np.asarray(trainer.state.params["embeddings"][...]))
 
 
@@ -138,7 +178,7 @@ def save_model_checkpoint(version: int) -> Writer:
     trainer = _trainer(version)
 
     def write(folder: Path) -> None:
-        callback = ModelCheckpoint(folder / "best.jxe", monitor="val_loss", save_best_only=True)
+        callback = ModelCheckpoint(folder / "best", monitor="val_loss", save_best_only=True)
         callback.on_epoch_end(version, {"val_loss": 1.0 / version}, trainer)
 
     return write
@@ -341,7 +381,9 @@ SAVERS = {
     saver.name: saver
     for saver in [
         Saver("save_checkpoint", save_plain, load_plain),
-        Saver("save_sharded_checkpoint", save_sharded, load_sharded),
+        Saver("save_checkpoint (table on a mesh)", save_sharded, load_sharded),
+        Saver("CheckpointManager.save (max_to_keep=2)", save_managed, load_managed),
+        Saver("save_streamed_checkpoint", save_streamed, load_streamed),
         Saver("Trainer.save", save_trainer, load_trainer),
         Saver("ModelCheckpoint", save_model_checkpoint, lambda folder: _load_best(folder)),
         Saver("save_weights", save_weights, load_weights),
@@ -359,7 +401,7 @@ SAVERS = {
 
 def _load_best(folder: Path) -> int:
     trainer = _trainer(0)
-    trainer.restore(folder / "best.jxe")
+    trainer.restore(folder / "best")
     return _version_of(np.asarray(trainer.state.params["embeddings"][...]))
 
 

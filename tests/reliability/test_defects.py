@@ -46,7 +46,7 @@ def run_python(code: str, timeout: float = 240) -> subprocess.CompletedProcess:
 # ------------------------------------------------ 3, 4: sharded (orbax) checkpoints
 def test_defect_03_a_crash_inside_an_overwriting_sharded_save_keeps_the_old_checkpoint(tmp_path):
     path = tmp_path / "ckpt"
-    checkpoint.save_sharded_checkpoint(path, {"t": jnp.full((64, 8), 1.0)})
+    checkpoint.save_checkpoint(path, {"t": jnp.full((64, 8), 1.0)})
     # The process dies as soon as orbax has been handed the data (before the write is
     # committed). The old code had orbax delete the old folder first (force=True).
     result = run_python(f"""
@@ -59,24 +59,22 @@ def test_defect_03_a_crash_inside_an_overwriting_sharded_save_keeps_the_old_chec
             original(self, *args, **kwargs)
             os._exit(3)
         ocp.StandardCheckpointer.save = save_then_die
-        checkpoint.save_sharded_checkpoint({str(path)!r}, {{"t": jnp.full((64, 8), 2.0)}}, overwrite=True)
+        checkpoint.save_checkpoint({str(path)!r}, {{"t": jnp.full((64, 8), 2.0)}}, overwrite=True)
     """)
     assert result.returncode == 3, result.stderr
-    restored = checkpoint.restore_sharded_checkpoint(path, like={"t": jnp.zeros((64, 8))})
+    restored = checkpoint.restore_checkpoint(path, like={"t": jnp.zeros((64, 8))})
     assert float(restored["t"][0, 0]) == 1.0
     # The next save cleans up what the crash left and replaces the checkpoint.
-    checkpoint.save_sharded_checkpoint(path, {"t": jnp.full((64, 8), 3.0)}, overwrite=True)
-    assert (
-        float(checkpoint.restore_sharded_checkpoint(path, like={"t": jnp.zeros((64, 8))})["t"][0, 0]) == 3.0
-    )
+    checkpoint.save_checkpoint(path, {"t": jnp.full((64, 8), 3.0)}, overwrite=True)
+    assert float(checkpoint.restore_checkpoint(path, like={"t": jnp.zeros((64, 8))})["t"][0, 0]) == 3.0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]
 
 
 def test_defect_03_a_kill_between_the_two_renames_is_recovered_on_restore(tmp_path):
     path = tmp_path / "ckpt"
-    checkpoint.save_sharded_checkpoint(path, {"t": jnp.full((8, 2), 5.0)})
+    checkpoint.save_checkpoint(path, {"t": jnp.full((8, 2), 5.0)})
     os.rename(path, tmp_path / ".ckpt.old-abc123")  # what a kill after the first rename leaves
-    restored = checkpoint.restore_sharded_checkpoint(path, like={"t": jnp.zeros((8, 2))})
+    restored = checkpoint.restore_checkpoint(path, like={"t": jnp.zeros((8, 2))})
     assert float(restored["t"][0, 0]) == 5.0 and path.is_dir()
 
 
@@ -87,15 +85,13 @@ def _data_files(path: Path) -> list[Path]:
 def test_defect_04_a_flipped_bit_in_a_sharded_checkpoint_is_refused(tmp_path):
     like = {"t": jnp.zeros((64, 8))}
     for position in range(0, 200, 37):
-        path = checkpoint.save_sharded_checkpoint(
-            tmp_path / f"c{position}", {"t": jnp.arange(512.0).reshape(64, 8)}
-        )
+        path = checkpoint.save_checkpoint(tmp_path / f"c{position}", {"t": jnp.arange(512.0).reshape(64, 8)})
         for target in _data_files(path)[:2]:
             raw = bytearray(target.read_bytes())
             raw[position % len(raw)] ^= 0x10
             target.write_bytes(bytes(raw))
         with pytest.raises(CheckpointError, match=r"is corrupted: .*d/\w+ has another SHA-256"):
-            checkpoint.restore_sharded_checkpoint(path, like=like)
+            checkpoint.restore_checkpoint(path, like=like)
 
 
 def test_defect_04_not_a_checkpoint_or_damaged_metadata_is_a_checkpoint_error(tmp_path):
@@ -104,30 +100,30 @@ def test_defect_04_not_a_checkpoint_or_damaged_metadata_is_a_checkpoint_error(tm
     junk.mkdir()
     (junk / "notes.txt").write_text("hello")
     with pytest.raises(CheckpointError, match=r"junk.*no integrity manifest"):
-        checkpoint.restore_sharded_checkpoint(junk, like=like)
+        checkpoint.restore_checkpoint(junk, like=like)
     with pytest.raises(CheckpointError, match=r"junk.*is not a readable orbax checkpoint"):
-        checkpoint.restore_sharded_checkpoint(junk, like=like, verify=False)
-    path = checkpoint.save_sharded_checkpoint(tmp_path / "c", {"t": jnp.ones((4, 2))})
+        checkpoint.restore_checkpoint(junk, like=like, verify=False)
+    path = checkpoint.save_checkpoint(tmp_path / "c", {"t": jnp.ones((4, 2))})
     (path / "_METADATA").write_text("{ not json")
     with pytest.raises(CheckpointError, match=r"_METADATA has \d+ bytes|_METADATA has another SHA-256"):
-        checkpoint.restore_sharded_checkpoint(path, like=like)
+        checkpoint.restore_checkpoint(path, like=like)
     with pytest.raises(CheckpointError, match=r"is not a readable orbax checkpoint"):
-        checkpoint.restore_sharded_checkpoint(path, like=like, verify=False)
+        checkpoint.restore_checkpoint(path, like=like, verify=False)
     (path / "jaxembed_manifest.json").write_text("[]")
     with pytest.raises(CheckpointError, match=r"jaxembed_manifest.json is corrupted"):
-        checkpoint.restore_sharded_checkpoint(path, like=like)
+        checkpoint.restore_checkpoint(path, like=like)
 
 
 def test_defect_04_values_changed_consistently_are_caught_by_the_array_checksum(tmp_path):
     # Someone rewrites the data *and* the file checksums: the per-array SHA-256 still differs.
-    path = checkpoint.save_sharded_checkpoint(tmp_path / "c", {"t": jnp.ones((4, 2))})
+    path = checkpoint.save_checkpoint(tmp_path / "c", {"t": jnp.ones((4, 2))})
     manifest = json.loads((path / "jaxembed_manifest.json").read_text())
-    other = checkpoint.save_sharded_checkpoint(tmp_path / "d", {"t": jnp.zeros((4, 2))})
+    other = checkpoint.save_checkpoint(tmp_path / "d", {"t": jnp.zeros((4, 2))})
     forged = json.loads((other / "jaxembed_manifest.json").read_text())
     forged["arrays"] = manifest["arrays"]
     (other / "jaxembed_manifest.json").write_text(json.dumps(forged))
     with pytest.raises(CheckpointError, match=r"restored values of t do not match the SHA-256"):
-        checkpoint.restore_sharded_checkpoint(other, like={"t": jnp.zeros((4, 2))})
+        checkpoint.restore_checkpoint(other, like={"t": jnp.zeros((4, 2))})
 
 
 # ------------------------------------------------ 5: aclImdb tarballs
@@ -345,6 +341,7 @@ def _forged_checkpoint(path: Path, entry: dict) -> Path:
     ],
 )
 def test_defect_13_a_forged_checkpoint_with_a_valid_sha256_is_a_checkpoint_error(tmp_path, entry, message):
+    # A single-file checkpoint of jaxembed 0.1 (still read, checked before the deprecation warning).
     path = _forged_checkpoint(tmp_path / "forged.jxe", entry)
     with pytest.raises(CheckpointError, match=r"forged.jxe.*is malformed: leaf \"\['t'\]\" .*" + message):
         checkpoint.restore_checkpoint(path, like={"t": jnp.zeros((4, 2))})
@@ -567,18 +564,15 @@ def test_defect_02_a_nan_epoch_never_replaces_the_best_checkpoint(tmp_path):
     from jaxembed.train import ModelCheckpoint
 
     trainer = _trainer()
-    callback = ModelCheckpoint(tmp_path / "best-{epoch}.jxe", monitor="val_loss", save_best_only=True)
+    callback = ModelCheckpoint(tmp_path / "best-{epoch}", monitor="val_loss", save_best_only=True)
     for epoch, loss in enumerate([1.0, float("nan"), 2.0, float("-inf"), 0.5, float("nan")]):
         callback.on_epoch_end(epoch, {"val_loss": loss}, trainer)
-    assert [Path(p).name for p in callback.saved] == [
-        "best-1.jxe",
-        "best-5.jxe",
-    ]  # {epoch} is 1-based, as in Keras
+    assert [Path(p).name for p in callback.saved] == ["best-1", "best-5"]  # {epoch} is 1-based, as in Keras
     assert callback.best == -0.5
-    accuracy = ModelCheckpoint(tmp_path / "acc-{epoch}.jxe", monitor="val_acc", save_best_only=True)
+    accuracy = ModelCheckpoint(tmp_path / "acc-{epoch}", monitor="val_acc", save_best_only=True)
     for epoch, value in enumerate([0.5, float("inf"), 0.7]):
         accuracy.on_epoch_end(epoch, {"val_acc": value}, trainer)
-    assert [Path(p).name for p in accuracy.saved] == ["acc-1.jxe", "acc-3.jxe"]
+    assert [Path(p).name for p in accuracy.saved] == ["acc-1", "acc-3"]
 
 
 def test_defect_02_early_stopping_never_counts_nan_or_inf_as_improvement():

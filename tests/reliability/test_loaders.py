@@ -19,6 +19,7 @@ import json
 import pickle
 import random
 import tarfile
+import warnings
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -51,12 +52,19 @@ def _as_lists(tree: Any) -> Any:
     return {key: np.asarray(value).tolist() for key, value in tree.items()}
 
 
-def make_checkpoint(folder: Path) -> Path:
-    return checkpoint.save_checkpoint(folder / "c.jxe", _tree(), metadata={"step": 3})
+def make_old_checkpoint(folder: Path) -> Path:
+    """A single-file checkpoint of jaxembed 0.1 (read-only now)."""
+    return checkpoint._write_old_file(folder / "c.jxe", _tree(), metadata={"step": 3})
+
+
+def restore_old_checkpoint(path: Path) -> Any:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # "convert it with convert_checkpoint"
+        return _as_lists(checkpoint.restore_checkpoint(path, like=_tree()))
 
 
 def make_sharded(folder: Path) -> Path:
-    return checkpoint.save_sharded_checkpoint(folder / "sharded", _tree())
+    return checkpoint.save_checkpoint(folder / "sharded", _tree())
 
 
 def make_vectorizer(folder: Path) -> Path:
@@ -162,16 +170,16 @@ LOADERS = [
     Loader("load_embedding(.weights.h5)", make_weights, load_weights, (_keras_error(),), True),
     Loader("load_model(.keras)", make_keras, load_keras, (_keras_error(),), True),
     Loader(
-        "restore_checkpoint",
-        make_checkpoint,
-        lambda p: _as_lists(checkpoint.restore_checkpoint(p, like=_tree())),
+        "restore_checkpoint(old .jxe file)",
+        make_old_checkpoint,
+        restore_old_checkpoint,
         (CheckpointError,),
         True,
     ),
     Loader(
-        "restore_sharded_checkpoint",
+        "restore_checkpoint",
         make_sharded,
-        lambda p: _as_lists(checkpoint.restore_sharded_checkpoint(p, like=_tree())),
+        lambda p: _as_lists(checkpoint.restore_checkpoint(p, like=_tree())),
         (CheckpointError,),
         True,
     ),
@@ -327,7 +335,7 @@ def test_symlinked_class_files_are_read_only_inside_the_folder(tmp_path):
 
 
 def test_a_sharded_checkpoint_with_files_added_is_refused(tmp_path):
-    path = checkpoint.save_sharded_checkpoint(tmp_path / "c", {"t": jnp.ones(3)})
+    path = checkpoint.save_checkpoint(tmp_path / "c", {"t": jnp.ones(3)})
     (path / "d" / "extra").write_bytes(b"\0" * 10)
     with pytest.raises(CheckpointError, match=r"files not in the manifest: d/extra"):
-        checkpoint.restore_sharded_checkpoint(path, like={"t": jnp.zeros(3)})
+        checkpoint.restore_checkpoint(path, like={"t": jnp.zeros(3)})

@@ -281,46 +281,76 @@ def trainer_on(mesh, placement, seed=5):
 
 
 def test_sharded_checkpoint_restores_onto_another_mesh(tmp_path):
-    pytest.importorskip("orbax.checkpoint", reason="sharded checkpoints need the sharding (or test) extra")
     from jaxembed import checkpoint
 
     saver = trainer_on(mesh_of("1x8"), "row")
     saver.train_step(batch_for(mesh_of("1x8")))
-    path = checkpoint.save_sharded_checkpoint(tmp_path / "ckpt", saver.state)
+    path = saver.save(tmp_path / "ckpt")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]  # no temporary folder left behind
+    assert checkpoint.read_checkpoint_metadata(path) == {"step": 1}
     other = mesh_of("2x4")
     loader = trainer_on(other, "column", seed=6)
-    restored = checkpoint.restore_sharded_checkpoint(path, like=loader.state)
-    for saved, got in zip(jax.tree.leaves(saver.state), jax.tree.leaves(restored)):
+    assert loader.restore(path) == 1
+    for saved, got in zip(jax.tree.leaves(saver.state), jax.tree.leaves(loader.state)):
         np.testing.assert_array_equal(np.asarray(saved), np.asarray(got))
-    table = restored.params["embeddings"][...]
+    table = loader.state.params["embeddings"][...]
     assert table.sharding.is_equivalent_to(sharding.table_sharding(other, "column"), 2)
     assert table.addressable_shards[0].data.shape == (V, D // 4)
-    loader.state = restored  # and training continues on the new mesh
-    loader.train_step(batch_for(other))
+    assert loader.model.embeddings[...].sharding.is_equivalent_to(table.sharding, 2)
+    loader.train_step(batch_for(other))  # and training continues on the new mesh
+    # onto one device: a trainer whose table is not placed at all
+    single = train.Trainer(jaxembed.Embedding(V, D, rngs=7), optax.adam(0.05), lambda m, b: jnp.mean(m(b)))
+    assert single.restore(path) == 1
+    np.testing.assert_array_equal(
+        single.state.params["embeddings"][...], saver.state.params["embeddings"][...]
+    )
+    assert len(single.state.params["embeddings"][...].sharding.device_set) == 1
     with pytest.raises(FileExistsError, match="overwrite=True"):
-        checkpoint.save_sharded_checkpoint(path, saver.state)
-    checkpoint.save_sharded_checkpoint(path, saver.state, overwrite=True)
+        checkpoint.save_checkpoint(path, saver.state, overwrite=False)
+    saver.save(path)  # overwrite (the default) swaps the new folder in
+
+
+def test_row_sparse_trainer_state_restores_onto_another_mesh_and_placement(tmp_path):
+    def row_sparse_on(mesh, placement, seed):
+        model = jaxembed.Embedding(
+            V, D, rngs=seed, embeddings_sharding=sharding.table_sharding(mesh, placement)
+        )
+        return train.Trainer(
+            model, train.row_sparse(optax.adam(0.05)), lambda m, b: jnp.mean((m(b) - 0.5) ** 2)
+        )
+
+    saver = row_sparse_on(mesh_of("2x4"), "row", seed=1)
+    for seed in range(2):
+        saver.train_step(batch_for(mesh_of("2x4"), seed=seed))
+    path = saver.save(tmp_path / "ckpt")
+    loader = row_sparse_on(mesh_of("1x8"), "column", seed=2)
+    assert loader.restore(path) == 2
+    for saved, got in zip(jax.tree.leaves(saver.state), jax.tree.leaves(loader.state)):
+        np.testing.assert_array_equal(np.asarray(saved), np.asarray(got))
+    moments = [leaf for leaf in jax.tree.leaves(loader.state.opt_state) if np.shape(leaf) == (V, D)]
+    assert moments and all(
+        m.sharding.is_equivalent_to(sharding.table_sharding(mesh_of("1x8"), "column"), 2) for m in moments
+    )
+    a = saver.train_step(batch_for(mesh_of("2x4"), seed=5))["loss"]
+    b = loader.train_step(batch_for(mesh_of("1x8"), seed=5))["loss"]
+    np.testing.assert_allclose(float(a), float(b), rtol=1e-6)
 
 
 def test_sharded_checkpoint_shape_mismatch_is_a_clear_error(tmp_path):
-    pytest.importorskip("orbax.checkpoint", reason="sharded checkpoints need the sharding (or test) extra")
     from jaxembed import checkpoint
 
     mesh = mesh_of("1x8")
-    path = checkpoint.save_sharded_checkpoint(
-        tmp_path / "ckpt", {"table": jnp.zeros((V, D)), "step": jnp.int32(1)}
-    )
+    path = checkpoint.save_checkpoint(tmp_path / "ckpt", {"table": jnp.zeros((V, D)), "step": jnp.int32(1)})
     wrong = {
         "table": jax.ShapeDtypeStruct((2 * V, D), jnp.float32, sharding=sharding.table_sharding(mesh, "row"))
     }
     with pytest.raises(checkpoint.CheckpointError, match="does not match the model") as error:
-        checkpoint.restore_sharded_checkpoint(path, like=wrong)
+        checkpoint.restore_checkpoint(path, like=wrong)
     message = str(error.value)
     assert "in the checkpoint but not in the model: step" in message
     assert "table: checkpoint has shape (64, 16) float32, model expects shape (128, 16) float32" in message
-    with pytest.raises(FileNotFoundError, match="No sharded checkpoint folder"):
-        checkpoint.restore_sharded_checkpoint(tmp_path / "nothing", like=wrong)
+    with pytest.raises(FileNotFoundError, match="No checkpoint at"):
+        checkpoint.restore_checkpoint(tmp_path / "nothing", like=wrong)
 
 
 @pytest.mark.parametrize("placement", sharding.PLACEMENTS)
