@@ -55,7 +55,9 @@ def _reverse_axes(part: ReverseKernel) -> dict[str, tuple[Role, ...]]:
     }
 
 
-# The axis roles of each part kind's variables, by variable name (one row per part class).
+# The axis roles of each part kind's variables, by variable name (one row per part class). This
+# table is the one place outside jaxembed.tables that knows the parts' layouts; it belongs on the
+# parts themselves (a method per part) and moves there when the parts grow one.
 _AXES: dict[type, Callable[[Any], dict[str, tuple[Role, ...]]]] = {
     DenseTable: lambda part: {"embeddings": ("rows", "features")},
     QuantizedTablePart: _quantized_axes,
@@ -98,6 +100,11 @@ def table_variables(model: Any) -> Iterator[tuple[tuple[Any, ...], str, nnx.Vari
                 )
             roles = axes(part)
             for name, variable in layer.part_variables(part).items():
+                if name not in roles:
+                    raise TypeError(
+                        f"place_tables does not know the axes of {type(part).__name__}'s variable {name!r} "
+                        f"(layer at path {path}); add them to jaxembed/sharding/_placement.py."
+                    )
                 yield path, name, variable, roles[name]
 
 

@@ -161,3 +161,17 @@ def test_a_model_of_several_layers_and_errors_name_the_variable(mesh):
         sharding.place_tables(odd, mesh, "diagonal")
     with pytest.raises(ValueError, match="`axis` must name an axis of the mesh"):
         sharding.place_tables(odd, mesh, "row", axis="rows")
+
+
+def test_a_part_without_known_axes_is_refused_by_name(mesh, monkeypatch):
+    from jaxembed.sharding import _placement
+    from jaxembed.tables import DenseTable, LoRAPart
+
+    monkeypatch.delitem(_placement._AXES, LoRAPart)
+    layer = make("lora")
+    with pytest.raises(TypeError, match="place_tables does not know how to place a LoRAPart part"):
+        sharding.place_tables(layer, mesh, "row")
+    assert layer.embeddings.get_metadata().get("out_sharding") is None  # nothing placed
+    monkeypatch.setitem(_placement._AXES, DenseTable, lambda part: {})
+    with pytest.raises(TypeError, match="does not know the axes of DenseTable's variable 'embeddings'"):
+        sharding.place_tables(jaxembed.Embedding(V, D, rngs=0), mesh, "row")
