@@ -10,8 +10,10 @@ for the site checks; ``.ci/run`` sets both.
 
 from __future__ import annotations
 
+import ast
 import os
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -69,35 +71,81 @@ def pytest_runtest_makereport(item, call):
         )
 
 
-# The fast loop (`pytest -m "not slow and not site and not lint"`) keeps the unit tests and
-# doctests. These modules run real Keras, TensorFlow, PyTorch, gensim or FBGEMM as the oracle over
-# many cases (or save and reload real files): they are all `slow`, so they run in the full suite
-# and in CI, not in the edit-test loop.
-ORACLE_SUITES = (
-    "tests/keras_suite/",
-    "tests/keras/",
-    "tests/preprocessing/",
-    "tests/reliability/",
-    "tests/tables/test_quant.py",
-    "tests/test_pretrained.py",
-    "tests/test_text_modes.py",
-    "tests/test_text_model.py",
-    "tests/test_keras_equivalence.py",
-    "tests/test_datasets_real.py",
-    "tests/test_big_tables.py",
-    "tests/sparse/test_rowwise.py",
-    "tests/nn/test_reversible_embedding.py",
-    "tests/test_docs_how_embeddings_work.py",
-    "tests/test_docs_sparse_updates.py",
-    "tests/test_docs_keras.py",
-    "tests/test_docs_training.py",
-    "tests/test_docs_readme.py",
-)
+# ----------------------------------------------------------------------------- the fast loop
+# `pytest -m "not slow and not site and not lint"` runs the unit tests and doctests in under a
+# minute on a 2-core machine. tests/slow_tests.txt lists what it leaves out: every test it names
+# is marked `slow` here, so it still runs in the full suite and in CI (`.ci/run` runs plain
+# `pytest`). An entry is a module path or a folder ending in `/` (every test in it: the oracle
+# suites that import Keras, TensorFlow or PyTorch at the top, end-to-end suites), or `path::name`
+# (a test function with all its parametrizations, or a doctest's dotted name) measured at more
+# than about 0.25 s (setup + call + teardown, `--durations=0`) on a quiet machine.
+# tools/slow_tests.py adds those from a durations report; tests/test_markers.py checks that every
+# entry names a test that exists.
+SLOW_LIST = Path(__file__).with_name("slow_tests.txt")
+
+
+def read_slow_list(path: Path = SLOW_LIST) -> tuple[frozenset[str], frozenset[str]]:
+    """``(modules, tests)`` of ``slow_tests.txt``: module and folder paths, and ``path::name`` entries
+    (a line starting with ``!`` names a test kept in the fast loop on purpose: not slow)."""
+    entries = set()
+    for line in path.read_text(encoding="utf-8").splitlines():
+        entry = line.split("#", 1)[0].strip()
+        if entry and not entry.startswith("!"):
+            entries.add(entry)
+    return frozenset(e for e in entries if "::" not in e), frozenset(e for e in entries if "::" in e)
+
+
+SLOW_MODULES, SLOW_TESTS = read_slow_list()
+
+
+def _relative(path: Path, root: Path) -> str:
+    return path.relative_to(root).as_posix() if path.is_relative_to(root) else ""
+
+
+def _in_slow_modules(path: str) -> bool:
+    """``path`` (a module or a folder) is, or is inside, an all-slow entry of slow_tests.txt."""
+    return bool(path) and any(
+        path == entry or (entry.endswith("/") and (path + "/").startswith(entry)) for entry in SLOW_MODULES
+    )
+
+
+def _selects(markexpr: str, marks: set[str]) -> bool | None:
+    """Whether ``-m markexpr`` selects a test carrying exactly ``marks`` (None: not a plain
+    and/or/not expression over marker names, so nothing is assumed)."""
+    try:
+        tree = ast.parse(markexpr, mode="eval").body
+    except SyntaxError:
+        return None
+
+    def value(node: ast.AST) -> bool:
+        if isinstance(node, ast.Name):
+            return node.id in marks
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+            return not value(node.operand)
+        if isinstance(node, ast.BoolOp):
+            results = [value(operand) for operand in node.values]
+            return all(results) if isinstance(node.op, ast.And) else any(results)
+        raise ValueError(node)
+
+    try:
+        return value(tree)
+    except ValueError:
+        return None
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """Under a mark expression that leaves `slow` tests out, the all-slow modules of
+    slow_tests.txt are not even imported (their Keras / TensorFlow / PyTorch imports cost seconds);
+    every other run collects them as usual."""
+    if _in_slow_modules(_relative(collection_path, config.rootpath)):
+        if _selects(config.getoption("markexpr") or "", {"slow"}) is False:
+            return True
+    return None
 
 
 def pytest_collection_modifyitems(config, items):
     root = config.rootpath
     for item in items:
-        path = item.path.relative_to(root).as_posix() if item.path.is_relative_to(root) else ""
-        if path.startswith(ORACLE_SUITES):
+        # The node id without its parametrization: `path::function` or `path::dotted.doctest.name`.
+        if _in_slow_modules(_relative(item.path, root)) or item.nodeid.split("[", 1)[0] in SLOW_TESTS:
             item.add_marker(pytest.mark.slow)

@@ -144,14 +144,8 @@ class CategoryEncoding:
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> CategoryEncoding:
         """The layer of a :meth:`get_config` (or Keras) config; unknown keys are errors."""
-        config = {key: value for key, value in config.items() if key != "trainable"}
-        dtype = config.pop("dtype", None)
-        if isinstance(dtype, dict):  # Keras's serialized DTypePolicy
-            dtype = dtype.get("config", {}).get("name")
-        unknown = sorted(set(config) - {"name", "num_tokens", "output_mode", "sparse"})
-        if unknown:
-            raise ValueError(f"Unrecognized keyword argument(s) in the CategoryEncoding config: {unknown}.")
-        return cls(**config, dtype=dtype)
+        keys = ("name", "num_tokens", "output_mode", "sparse")
+        return cls(**_checks.config_arguments("CategoryEncoding", config, keys))
 
     def __repr__(self) -> str:
         return f"CategoryEncoding(num_tokens={self.num_tokens}, output_mode={self.output_mode!r})"

@@ -11,7 +11,7 @@ from typing import Any
 
 from jaxembed._checks import as_index, boolean, described, integer
 
-__all__ = ["OUTPUT_MODES", "boolean", "described", "integer", "output_mode", "salt"]
+__all__ = ["OUTPUT_MODES", "boolean", "config_arguments", "described", "integer", "output_mode", "salt"]
 
 OUTPUT_MODES: tuple[str, ...] = ("int", "one_hot", "multi_hot", "count", "tf_idf")
 _ALIASES = {"binary": "multi_hot", "tf-idf": "tf_idf"}
@@ -49,3 +49,21 @@ def salt(layer: str, value: Any) -> list[int] | None:
         if not -(2**63) <= part < 2**64:
             raise ValueError(f"Each `salt` integer must fit in 64 bits. Received: salt={value!r}.")
     return parts
+
+
+def config_arguments(layer: str, config: Any, keys: Sequence[str]) -> dict[str, Any]:
+    """A layer's ``get_config`` (or Keras) config as its constructor's keyword arguments.
+
+    Keras's ``trainable`` is dropped and a serialized ``DTypePolicy`` becomes its dtype name;
+    ``dtype`` and ``keys`` are accepted, any other key is a ``ValueError`` naming the layer.
+    """
+    if not isinstance(config, dict):
+        raise TypeError(f"`config` must be a dict. Received: {described(config)}.")
+    arguments = {key: value for key, value in config.items() if key != "trainable"}
+    dtype = arguments.get("dtype")
+    if isinstance(dtype, dict):  # Keras's serialized DTypePolicy
+        arguments["dtype"] = dtype.get("config", {}).get("name")
+    unknown = sorted(set(arguments) - set(keys) - {"dtype"})
+    if unknown:
+        raise ValueError(f"Unrecognized keyword argument(s) in the {layer} config: {unknown}.")
+    return arguments

@@ -190,14 +190,8 @@ class HashedCrossing:
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> HashedCrossing:
         """The layer of a :meth:`get_config` (or Keras) config; unknown keys are errors."""
-        config = {key: value for key, value in config.items() if key != "trainable"}
-        dtype = config.pop("dtype", None)
-        if isinstance(dtype, dict):
-            dtype = dtype.get("config", {}).get("name")
-        unknown = sorted(set(config) - {"name", "num_bins", "output_mode", "sparse"})
-        if unknown:
-            raise ValueError(f"Unrecognized keyword argument(s) in the HashedCrossing config: {unknown}.")
-        return cls(**config, dtype=dtype)
+        keys = ("name", "num_bins", "output_mode", "sparse")
+        return cls(**_checks.config_arguments("HashedCrossing", config, keys))
 
     def __repr__(self) -> str:
         return f"HashedCrossing(num_bins={self.num_bins}, output_mode={self.output_mode!r})"

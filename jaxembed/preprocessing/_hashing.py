@@ -142,8 +142,6 @@ class Hashing:
             ids = jnp.asarray(host_ids.reshape(values.shape).astype(bins_dtype(self.num_bins)))
         if self.output_mode == "int":
             return ids.astype(self.dtype)
-        if self.output_mode == "one_hot" and ids.ndim and ids.shape[-1] == 1:
-            ids = ids[..., 0]
         return encode(ids, self.output_mode, self.num_bins, self.dtype, sparse=self.sparse)
 
     def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
@@ -153,10 +151,7 @@ class Hashing:
             >>> jaxembed.Hashing(5, output_mode="multi_hot").compute_output_shape((None, 4))
             (None, 5)
         """
-        input_shape = tuple(input_shape)
-        if self.output_mode == "one_hot" and input_shape and input_shape[-1] == 1:
-            input_shape = input_shape[:-1]
-        return output_shape(input_shape, self.output_mode, self.num_bins)
+        return output_shape(tuple(input_shape), self.output_mode, self.num_bins)
 
     def get_config(self) -> dict[str, Any]:
         """Keras's config keys.
@@ -178,14 +173,8 @@ class Hashing:
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Hashing:
         """The layer of a :meth:`get_config` (or Keras) config; unknown keys are errors."""
-        config = {key: value for key, value in config.items() if key != "trainable"}
-        dtype = config.pop("dtype", None)
-        if isinstance(dtype, dict):  # Keras's serialized DTypePolicy
-            dtype = dtype.get("config", {}).get("name")
-        unknown = sorted(set(config) - {"name", "num_bins", "salt", "mask_value", "output_mode", "sparse"})
-        if unknown:
-            raise ValueError(f"Unrecognized keyword argument(s) in the Hashing config: {unknown}.")
-        return cls(**config, dtype=dtype)
+        keys = ("mask_value", "name", "num_bins", "output_mode", "salt", "sparse")
+        return cls(**_checks.config_arguments("Hashing", config, keys))
 
     def __repr__(self) -> str:
         return f"Hashing(num_bins={self.num_bins}, salt={self.salt}, output_mode={self.output_mode!r})"

@@ -67,8 +67,10 @@ class IndexLookup:
         oov_method: str = "floormod",
         salt: Any = None,
         name: str | None = None,
+        **config_only: Any,
     ):
         layer = self._layer_name
+        check_extra_kwargs(layer, config_only)
         self.max_tokens = _checks.integer("max_tokens", max_tokens, minimum=0, allow_none=True)
         if self.max_tokens is not None and self.max_tokens <= 1:
             raise ValueError(
@@ -134,6 +136,7 @@ class IndexLookup:
             if not isinstance(vocabulary, (str, os.PathLike)):
                 self.input_vocabulary = self._as_list(vocabulary)
                 self.input_idf_weights = None if idf_weights is None else np.asarray(idf_weights).tolist()
+        self._frozen_size = config_only.get("vocabulary_size")  # Keras's config key, kept for round trips
 
     # ------------------------------------------------------------------ hooks for the two layers
     _is_integer = False
@@ -509,9 +512,7 @@ class IndexLookup:
             "pad_to_max_tokens": self.pad_to_max_tokens,
             "idf_weights": self.input_idf_weights,
             "vocabulary": self.input_vocabulary,
-            "vocabulary_size": self.vocabulary_size()
-            if self._tokens
-            else getattr(self, "_frozen_size", None),
+            "vocabulary_size": self.vocabulary_size() if self._tokens else self._frozen_size,
             "oov_method": self.oov_method,
             "salt": self.salt,
         }
@@ -535,7 +536,8 @@ class IndexLookup:
 
     @classmethod
     def _config_keys(cls) -> set[str]:
-        raise NotImplementedError
+        """The config keys: the layer's constructor arguments."""
+        return keyword_names(cls.__init__)
 
     def save(self, path: str | os.PathLike) -> Path:
         """Writes the config, the vocabulary and the IDF weights to one JSON file, atomically.
@@ -685,6 +687,15 @@ def keyword_names(function: Any) -> set[str]:
     import inspect
 
     return {name for name in inspect.signature(function).parameters if name != "self"}
+
+
+_SHARED_ARGUMENTS = keyword_names(IndexLookup.__init__) - {"config_only"}
+
+
+def shared_arguments(arguments: dict[str, Any]) -> dict[str, Any]:
+    """What a lookup layer's constructor hands to :class:`IndexLookup`, from its ``locals()``: the
+    shared arguments, plus its ``**kwargs`` (Keras's config-only keys, checked there)."""
+    return {**{k: v for k, v in arguments.items() if k in _SHARED_ARGUMENTS}, **arguments["kwargs"]}
 
 
 __all__: Sequence[str] = ["IndexLookup"]

@@ -12,7 +12,7 @@ import numpy as np
 
 from jaxembed.preprocessing._checks import described
 from jaxembed.preprocessing._hash_functions import buckets_jnp
-from jaxembed.preprocessing._index_lookup import IndexLookup, _int_dtype, check_extra_kwargs, keyword_names
+from jaxembed.preprocessing._index_lookup import IndexLookup, _int_dtype, shared_arguments
 from jaxembed.preprocessing._inputs import integer_array, string_array
 
 __all__ = ["StringLookup", "IntegerLookup"]
@@ -79,27 +79,11 @@ class StringLookup(IndexLookup):
         oov_method: str = "floormod",
         **kwargs: Any,
     ):
-        check_extra_kwargs("StringLookup", kwargs)
         if not isinstance(encoding, str):
             raise TypeError(f"`encoding` must be a str. Received: encoding={described(encoding)}.")
         "x".encode(encoding)  # an unknown encoding raises LookupError here, not at the first call
         self.encoding = encoding
-        super().__init__(
-            max_tokens,
-            num_oov_indices,
-            mask_token,
-            oov_token,
-            vocabulary=vocabulary,
-            idf_weights=idf_weights,
-            invert=invert,
-            output_mode=output_mode,
-            sparse=sparse,
-            pad_to_max_tokens=pad_to_max_tokens,
-            oov_method=oov_method,
-            salt=salt,
-            name=name,
-        )
-        self._frozen_size = kwargs.get("vocabulary_size")  # Keras's config key, kept for round trips
+        super().__init__(**shared_arguments(locals()))
 
     def _check_special(self, name: str, token: Any) -> Any:
         if isinstance(token, bytes):
@@ -123,10 +107,6 @@ class StringLookup(IndexLookup):
     def get_config(self) -> dict[str, Any]:
         """Keras's ``StringLookup`` config (see :meth:`IndexLookup.get_config`)."""
         return {**super().get_config(), "encoding": self.encoding}
-
-    @classmethod
-    def _config_keys(cls) -> set[str]:
-        return keyword_names(cls.__init__)
 
 
 class IntegerLookup(IndexLookup):
@@ -186,29 +166,13 @@ class IntegerLookup(IndexLookup):
         name: str | None = None,
         **kwargs: Any,
     ):
-        check_extra_kwargs("IntegerLookup", kwargs)
         if vocabulary_dtype != "int64":
             raise ValueError(
                 "Only `vocabulary_dtype='int64'` is supported at this time. "
                 f"Received: vocabulary_dtype={vocabulary_dtype}"
             )
         self.vocabulary_dtype = vocabulary_dtype
-        super().__init__(
-            max_tokens,
-            num_oov_indices,
-            mask_token,
-            oov_token,
-            vocabulary=vocabulary,
-            idf_weights=idf_weights,
-            invert=invert,
-            output_mode=output_mode,
-            sparse=sparse,
-            pad_to_max_tokens=pad_to_max_tokens,
-            oov_method=oov_method,
-            salt=salt,
-            name=name,
-        )
-        self._frozen_size = kwargs.get("vocabulary_size")  # Keras's config key, kept for round trips
+        super().__init__(**shared_arguments(locals()))
 
     def _check_special(self, name: str, token: Any) -> int:
         if isinstance(token, (bool, np.bool_)) or not isinstance(token, (int, np.integer)):
@@ -311,7 +275,3 @@ class IntegerLookup(IndexLookup):
     def get_config(self) -> dict[str, Any]:
         """Keras's ``IntegerLookup`` config (see :meth:`IndexLookup.get_config`)."""
         return {**super().get_config(), "vocabulary_dtype": self.vocabulary_dtype}
-
-    @classmethod
-    def _config_keys(cls) -> set[str]:
-        return keyword_names(cls.__init__)

@@ -32,6 +32,17 @@ def _ids_spec(ids: jax.Array, mesh: Mesh, data_axis: str | None) -> PartitionSpe
     return PartitionSpec(data_axis)
 
 
+def _over_row_shards(
+    local: Any, table: jax.Array, ids: jax.Array, mesh: Mesh, axis: str, data_axis: str | None, **options: Any
+) -> jax.Array:
+    """``local(table_shard, ids_shard)`` on every device, the table split by rows over ``axis`` and the
+    ids over ``data_axis`` (or whole); the result is split like the ids."""
+    id_spec = _ids_spec(ids, mesh, data_axis)
+    return jax.shard_map(
+        local, mesh=mesh, in_specs=(table_spec("row", axis=axis), id_spec), out_specs=id_spec, **options
+    )(table, ids)
+
+
 def sharded_lookup(
     table: jax.Array,
     ids: jax.typing.ArrayLike,
@@ -76,7 +87,6 @@ def sharded_lookup(
         )
     int_ids, valid = ops.prepare_ids(ids, input_dim)
     rows = input_dim // parts
-    id_spec = _ids_spec(int_ids, mesh, data_axis)
 
     def local(shard: jax.Array, local_ids: jax.Array) -> jax.Array:
         with jax.named_scope("embedding_sharded_take"):
@@ -85,12 +95,7 @@ def sharded_lookup(
             vectors = ops.take_lookup(shard, jnp.where(owned, shifted, 0))
             return jax.lax.psum(jnp.where(owned[..., None], vectors, 0), axis)
 
-    out = jax.shard_map(
-        local,
-        mesh=mesh,
-        in_specs=(table_spec("row", axis=axis), id_spec),
-        out_specs=id_spec,
-    )(table, int_ids)
+    out = _over_row_shards(local, table, int_ids, mesh, axis, data_axis)
     if valid is not None:
         out = jnp.where(valid[..., None], out, jnp.array(jnp.nan, out.dtype))
     return out
@@ -117,19 +122,12 @@ def gathered_lookup(
         [[14.0, 15.0]]
     """
     int_ids, _ = ops.prepare_ids(ids, table.shape[0])
-    id_spec = _ids_spec(int_ids, mesh, data_axis)
 
     def local(shard: jax.Array, local_ids: jax.Array) -> jax.Array:
         whole = jax.lax.all_gather(shard, axis, axis=0, tiled=True)
         return ops.take_lookup(whole, local_ids)
 
-    return jax.shard_map(
-        local,
-        mesh=mesh,
-        in_specs=(table_spec("row", axis=axis), id_spec),
-        out_specs=id_spec,
-        check_vma=False,
-    )(table, int_ids)
+    return _over_row_shards(local, table, int_ids, mesh, axis, data_axis, check_vma=False)
 
 
 def sharded_lazy_update(
