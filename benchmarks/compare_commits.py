@@ -1,14 +1,15 @@
-"""Runs benchmark scripts from two checkouts of jaxembed in alternation (A B A B ...) and compares them.
+"""Runs benchmark scripts from two checkouts of jaxembed in alternation (A B B A A B ...) and compares them.
 
     python benchmarks/compare_commits.py --before /path/to/old/checkout [--after .] [--rounds 2]
         [--scripts sparse_train_step forward_lookup] [--out benchmarks/results/redesign]
 
 Each round runs every script once from each checkout, one after the other, as separate
 processes with ``PYTHONPATH`` set to that checkout (``nice -n 5``), so load on a shared
-machine falls on both sides alike. Every timing row of every run is parsed; the table gives,
-per row, the median over rounds of each side and ``after / before`` (above 1 = slower now).
-The raw outputs of every run, in the order they ran, go to ``OUT_SCRIPT.txt`` beside the
-summary ``OUT.txt``.
+machine falls on both sides alike; the order alternates (before first in odd rounds, after
+first in even ones), so an advantage of running first or second cancels too. Every timing
+row of every run is parsed; the table gives, per row, the median over rounds of each side and
+``after / before`` (above 1 = slower now). The raw outputs of every run, round by round, go to
+``OUT_SCRIPT.txt`` beside the summary ``OUT.txt``.
 """
 
 from __future__ import annotations
@@ -91,7 +92,8 @@ def main() -> None:
         f"--rounds {args.rounds} --scripts {' '.join(args.scripts)}",
         f"# machine: {platform.machine()}, {os.cpu_count()} CPU cores (shared with other jobs); "
         f"before = {before_rev}, after = {after_rev} (+ uncommitted edits, if any)",
-        f"# each round runs each script from before, then from after (nice -n 5); "
+        f"# each round runs each script from both checkouts, before first in odd rounds and after first "
+        f"in even ones (nice -n 5); "
         f"median over {args.rounds} rounds of each row's median ms; after / before > 1 means slower now",
     ]
     for script in args.scripts:
@@ -102,9 +104,12 @@ def main() -> None:
                 side = block.split()[0]
                 outputs[side].append(block.split("\n", 1)[1])
         else:
-            for _ in range(args.rounds):
-                outputs["before"].append(run(args.before, script))
-                outputs["after"].append(run(args.after, script))
+            for round_ in range(args.rounds):
+                # A B, then B A: whatever the second run of a pair gains or loses from the first
+                # (page cache, memory the first left behind) falls on both sides alike.
+                order = ("before", "after") if round_ % 2 == 0 else ("after", "before")
+                for side in order:
+                    outputs[side].append(run(args.before if side == "before" else args.after, script))
         if args.out is not None and not args.summarize:
             runs = [
                 f"### {side} ({before_rev if side == 'before' else after_rev}), round {i + 1}\n{text}"

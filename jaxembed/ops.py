@@ -118,8 +118,9 @@ def _check_concrete_ids(ids: np.ndarray, input_dim: int) -> None:
                 "they hold whole numbers. Received non-integral ids: "
                 f"{_describe_bad_ids(ids, bad)}."
             )
-    out_of_range = np.argwhere((ids < 0) | (ids >= input_dim))
-    if len(out_of_range):
+    # Two reductions find whether any id is out of range; only then are they located.
+    if ids.size and (ids.min() < 0 or ids.max() >= input_dim):
+        out_of_range = np.argwhere((ids < 0) | (ids >= input_dim))
         raise ValueError(
             f"Embedding ids must be in the range [0, {input_dim - 1}] "
             f"(input_dim={input_dim}). Received out-of-range ids: "
