@@ -3,8 +3,9 @@
 The repository's root ``conftest.py`` sets the XLA flags (8 simulated CPU devices) before JAX is
 imported; this one only adds fixtures and hooks.
 
-``JAXEMBED_REQUIRE_COMPARISONS=1`` turns the skips of the torch / TensorFlow comparison tests
-(when those libraries are missing) into failures, as ``JAXEMBED_REQUIRE_SITE_CHECKS=1`` does
+``JAXEMBED_REQUIRE_COMPARISONS=1`` turns the skips of the comparison tests (when torch,
+TensorFlow, FBGEMM, Keras or the real datasets are missing; at run time or, for a module-level
+``importorskip``, at collection) into failures, as ``JAXEMBED_REQUIRE_SITE_CHECKS=1`` does
 for the site checks; ``.ci/run`` sets both.
 """
 
@@ -26,8 +27,11 @@ SEED_TABLE = np.array([[1, 1], [1, 2], [2, 2], [3, 3]], np.float32)
 SEED_VECTORS = [[1, 1], [1, 2], [2, 2], [1, 2], [3, 3], [1, 1], [1, 2], [2, 2], [1, 2]]
 
 REQUIRE_COMPARISONS = os.environ.get("JAXEMBED_REQUIRE_COMPARISONS") == "1"
-# The skip reasons of the comparison tests name the extra that installs torch / TensorFlow.
-_COMPARISON_SKIP = re.compile(r"the `?compare`? extra")
+# The skip reasons of the comparison tests name what is missing: the extra that installs torch /
+# TensorFlow / FBGEMM, Keras (the oracle of the differential tests), or the real datasets.
+_COMPARISON_SKIP = re.compile(
+    r"the `?compare`? extra|needs? keras|comparison needs keras|imports keras|reads the real datasets"
+)
 
 
 @pytest.fixture
@@ -60,15 +64,25 @@ def seed_vectors() -> list[list[int]]:
     return [list(row) for row in SEED_VECTORS]
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    outcome = yield
-    report = outcome.get_result()
+def _fail_a_comparison_skip(report: pytest.TestReport | pytest.CollectReport) -> None:
     if REQUIRE_COMPARISONS and report.skipped and _COMPARISON_SKIP.search(str(report.longrepr)):
         report.outcome = "failed"
         report.longrepr = (
             f"JAXEMBED_REQUIRE_COMPARISONS=1 but a comparison test was skipped: {report.longrepr}"
         )
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    _fail_a_comparison_skip(outcome.get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    # A module-level ``pytest.importorskip("keras", ...)`` skips the whole module at collection.
+    outcome = yield
+    _fail_a_comparison_skip(outcome.get_result())
 
 
 # ----------------------------------------------------------------------------- the fast loop

