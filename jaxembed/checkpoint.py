@@ -88,6 +88,23 @@ def _describe(shape: Any, dtype: Any, key_impl: str | None) -> str:
     return f"shape {tuple(shape)} {kind}"
 
 
+def _leaf_mismatch(name: str, entry: Mapping[str, Any], leaf: Any) -> str | None:
+    """How a stored leaf's record (``shape``, ``dtype``, ``key_impl``) differs from ``leaf``, or ``None``."""
+    key_impl = _key_impl(leaf)
+    if key_impl is not None:
+        data = jax.eval_shape(jax.random.key_data, leaf)
+        shape, dtype = data.shape, data.dtype
+    else:
+        shape, dtype = np.shape(leaf), (leaf.dtype if hasattr(leaf, "dtype") else np.asarray(leaf).dtype)
+    want = (tuple(shape), np.dtype(dtype).name, key_impl)
+    if (tuple(entry["shape"]), entry["dtype"], entry["key_impl"]) == want:
+        return None
+    return (
+        f"{name}: checkpoint has {_describe(entry['shape'], entry['dtype'], entry['key_impl'])}, "
+        f"model expects {_describe(*want)}"
+    )
+
+
 def _orbax() -> Any:
     try:
         import orbax.checkpoint as ocp
@@ -730,25 +747,9 @@ def _restore_old_file(
     for name, (_, leaf) in zip(expected_paths, template):
         if name not in stored:
             continue
-        entry = stored[name]
-        key_impl = _key_impl(leaf)
-        if key_impl is not None:
-            data = jax.eval_shape(jax.random.key_data, leaf)
-            want_shape, want_dtype = data.shape, data.dtype
-        else:
-            want_shape, want_dtype = (
-                np.shape(leaf),
-                (leaf.dtype if hasattr(leaf, "dtype") else np.asarray(leaf).dtype),
-            )
-        if (tuple(entry["shape"]), entry["dtype"], entry["key_impl"]) != (
-            tuple(want_shape),
-            np.dtype(want_dtype).name,
-            key_impl,
-        ):
-            problems.append(
-                f"{name}: checkpoint has {_describe(entry['shape'], entry['dtype'], entry['key_impl'])}, "
-                f"model expects {_describe(want_shape, np.dtype(want_dtype).name, key_impl)}"
-            )
+        problem = _leaf_mismatch(name, stored[name], leaf)
+        if problem:
+            problems.append(problem)
     if problems:
         raise CheckpointError(
             f"Checkpoint {str(path)!r} does not match the model: " + "; ".join(problems) + "."
@@ -1247,17 +1248,9 @@ def restore_streamed_checkpoint(path: str | os.PathLike, like: Any) -> Any:
         entry = saved.get(name)
         if entry is None:
             continue
-        key_impl = str(jax.random.key_impl(leaf)) if _is_key_array(leaf) else None
-        data = jax.eval_shape(jax.random.key_data, leaf) if key_impl else leaf
-        if (tuple(entry["shape"]), entry["dtype"], entry["key_impl"]) != (
-            tuple(np.shape(data)),
-            np.dtype(data.dtype).name,
-            key_impl,
-        ):
-            problems.append(
-                f"{name}: checkpoint has {_describe(entry['shape'], entry['dtype'], entry['key_impl'])}, "
-                f"model expects {_describe(np.shape(data), np.dtype(data.dtype).name, key_impl)}"
-            )
+        problem = _leaf_mismatch(name, entry, leaf)
+        if problem:
+            problems.append(problem)
     if problems:
         raise CheckpointError(
             f"Checkpoint {str(path)!r} does not match the model: " + "; ".join(problems) + "."
