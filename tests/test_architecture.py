@@ -108,3 +108,64 @@ def test_every_package_on_disk_is_in_the_table_and_the_page():
         assert own in MAY_IMPORT, own
         if not own.startswith("_") and own != "__init__":
             assert f"`{own}`" in page, f"docs/architecture.md does not name the package {own!r}"
+
+
+# ------------------------------------------------ no module-level registry in the forward path
+FORWARD_PATH = ("ops.py", "_spec.py", "_checks.py", "_mesh.py", "linen.py", "nn", "tables", "sparse", "train")
+_MUTATORS = {"append", "extend", "insert", "add", "update", "setdefault", "pop", "popitem", "clear"}
+_MUTATORS |= {"remove", "discard", "__setitem__"}
+
+
+def mutated_module_containers(source: str) -> set[str]:
+    """Names of module-level lists, dicts and sets that a function of ``source`` changes."""
+    tree = ast.parse(source)
+    containers = set()
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
+        value = getattr(node, "value", None)
+        literal = isinstance(value, ast.List | ast.Dict | ast.Set | ast.ListComp | ast.DictComp)
+        call = isinstance(value, ast.Call) and getattr(value.func, "id", None) in {"list", "dict", "set"}
+        if literal or call:
+            containers |= {t.id for t in targets if isinstance(t, ast.Name)}
+    changed = set()
+    for function in ast.walk(tree):
+        if not isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+            continue
+        for node in ast.walk(function):
+            if isinstance(node, ast.Global):
+                changed |= set(node.names) & containers
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                owner = node.func.value
+                if isinstance(owner, ast.Name) and owner.id in containers and node.func.attr in _MUTATORS:
+                    changed.add(owner.id)
+            elif isinstance(node, ast.Assign | ast.AugAssign | ast.Delete):
+                targets = node.targets if isinstance(node, ast.Assign | ast.Delete) else [node.target]
+                for target in targets:
+                    if isinstance(target, ast.Subscript) and getattr(target.value, "id", None) in containers:
+                        changed.add(target.value.id)
+    return changed
+
+
+def forward_path_files():
+    for entry in FORWARD_PATH:
+        path = ROOT / entry
+        yield from sorted(path.rglob("*.py")) if path.is_dir() else [path]
+
+
+@pytest.mark.parametrize("path", list(forward_path_files()), ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_module_level_registry_is_changed_by_the_forward_path(path):
+    # The row-sparse step once found its layers through a module-level list keyed by id(layer);
+    # the forward path now keeps no state outside the modules it is called on.
+    assert mutated_module_containers(path.read_text(encoding="utf-8")) == set()
+
+
+def test_the_registry_check_would_catch_the_old_recorder():
+    old = (
+        "_RECORDERS = []\n"
+        "_BY_ID = {}\n"
+        "def record(layer):\n    _RECORDERS.append(layer)\n"
+        "def index(layer):\n    _BY_ID[id(layer)] = layer\n"
+        "_CONSTANT = {'take': 1}\n"
+        "def read():\n    return _CONSTANT['take']\n"
+    )
+    assert mutated_module_containers(old) == {"_RECORDERS", "_BY_ID"}
